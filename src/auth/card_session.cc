@@ -1,0 +1,118 @@
+#include "auth/card_session.h"
+
+#include "crypto/signature.h"
+
+namespace sc::auth {
+namespace {
+
+core::Deadline After(std::uint32_t seconds) {
+  return core::Clock::now() + std::chrono::seconds(seconds);
+}
+
+core::Status ListFailure(const core::ListReply& reply) {
+  std::string what(core::HelperResultName(reply.result));
+  if (!reply.message.empty()) what += ": " + reply.message;
+  switch (reply.result) {
+    case core::HelperResult::kBadRequest:
+      return core::ConfigError(what);
+    case core::HelperResult::kInternal:
+      return core::InternalError(what);
+    default:
+      return core::Unavailable(what);
+  }
+}
+
+}  // namespace
+
+bool PinLengthOk(const core::TokenIdentity& token, std::size_t length) {
+  if (length == 0 || length > core::kMaxPinBytes) return false;
+  if (token.min_pin > 0 && length < token.min_pin) return false;
+  if (token.max_pin > 0 && length > token.max_pin) return false;
+  return true;
+}
+
+core::Result<std::unique_ptr<CardSession>> CardSession::Open(
+    const core::Options& options, core::Logger& log, const std::function<void()>& on_waiting) {
+  auto client = helper::HelperClient::Spawn(options.helper, options.module_env);
+  if (!client.ok()) return client.status();
+  core::ListRequest request;
+  request.module = options.pkcs11_module;
+  request.token_uri = options.token;
+  request.pcsc_check = options.pcsc_check;
+  request.reader_glob = options.reader;
+  request.wait_for_card = options.wait_for_card;
+  auto reply = (*client)->List(request, After(options.timeout + options.wait_for_card), on_waiting);
+  if (!reply.ok()) {
+    if (reply.status().code() == core::Code::kUnavailable) {
+      return core::Unavailable(reply.status().message() + " (listing tokens, timeout " +
+                               std::to_string(options.timeout) + " s)");
+    }
+    return reply.status();
+  }
+  for (const std::string& note : reply->notes) log.Debug("helper: " + note);
+  if (reply->result != core::HelperResult::kOk) return ListFailure(*reply);
+  std::unique_ptr<CardSession> session(new CardSession(std::move(*client), options.timeout));
+  session->notes_ = reply->notes;
+  for (core::TokenIdentity& token : reply->identities) {
+    auto cert = crypto::Certificate::FromDer(token.cert_der);
+    if (!cert.ok()) {
+      log.Warning("token '" + token.token_label + "': unusable certificate skipped: " +
+                  cert.status().message());
+      continue;
+    }
+    session->identities_.push_back(CardIdentity{std::move(token), std::move(*cert)});
+  }
+  if (session->identities_.empty()) return core::Unavailable("no usable certificate on the card");
+  return session;
+}
+
+core::Status CardSession::Prove(const CardIdentity& identity, const core::SecretBytes& pin,
+                                bool pin_pad, ProofOutcome* outcome) {
+  outcome->helper_result = core::HelperResult::kInternal;
+  if (!pin_pad && pin.empty()) return core::Status(core::Code::kCredInsufficient, "empty PIN");
+  auto challenge = crypto::RandomChallenge();
+  if (!challenge.ok()) return challenge.status();
+  auto plan = crypto::PlanSignature(identity.cert, identity.token.mechanisms, *challenge);
+  if (!plan.ok()) return plan.status();
+  core::SignRequest request;
+  request.id = identity.token.id;
+  request.protected_path = pin_pad;
+  if (!pin_pad) request.pin.Assign(pin.data(), pin.size());
+  request.mechanism = plan->mechanism;
+  request.data = plan->card_input;
+  auto reply = client_->Sign(request, After(timeout_));
+  request.pin.Wipe();
+  if (!reply.ok()) {
+    if (reply.status().code() == core::Code::kUnavailable) {
+      return core::Unavailable(reply.status().message() + " (signing, timeout " +
+                               std::to_string(timeout_) + " s)");
+    }
+    return reply.status();
+  }
+  outcome->helper_result = reply->result;
+  outcome->token_flags = reply->token_flags;
+  std::string what = std::string(core::HelperResultName(reply->result)) +
+                     (reply->message.empty() ? "" : " (" + reply->message + ")");
+  switch (reply->result) {
+    case core::HelperResult::kOk:
+      break;
+    case core::HelperResult::kPinLocked:
+      return core::Status(core::Code::kLocked, what);
+    case core::HelperResult::kTokenRemoved:
+      return core::Unavailable(what);
+    case core::HelperResult::kBadRequest:
+    case core::HelperResult::kInternal:
+      return core::InternalError(what);
+    default:
+      return core::Denied(what);
+  }
+  // The helper said OK: only the signature counts.
+  core::Status verified = crypto::VerifyCardSignature(identity.cert, *plan, *challenge, reply->signature);
+  if (!verified.ok()) {
+    outcome->helper_result = core::HelperResult::kSignFailed;
+    return core::Denied("proof of possession failed: " + verified.message());
+  }
+  return core::Status::Ok();
+}
+
+}  // namespace sc::auth

@@ -1,0 +1,73 @@
+// CardSession: what both the module and sc_auth do with a card: start the
+// helper, list identities (certificate + key on a token), and prove that the
+// card holds the key of a certificate by signing a fresh challenge that is
+// verified here, never trusted from the helper.
+#ifndef PAM_SMARTCARD_AUTH_CARD_SESSION_H_
+#define PAM_SMARTCARD_AUTH_CARD_SESSION_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/protocol.h"
+#include "core/secret.h"
+#include "core/status.h"
+#include "crypto/certificate.h"
+#include "helper/client.h"
+
+namespace sc::auth {
+
+// Token flag bits (CKF_* of CK_TOKEN_INFO) the policy looks at.
+inline constexpr std::uint32_t kFlagProtectedAuthPath = 0x00000100;
+inline constexpr std::uint32_t kFlagUserPinCountLow = 0x00010000;
+inline constexpr std::uint32_t kFlagUserPinFinalTry = 0x00020000;
+inline constexpr std::uint32_t kFlagUserPinLocked = 0x00040000;
+
+struct CardIdentity {
+  core::TokenIdentity token;
+  crypto::Certificate cert;
+};
+
+struct ProofOutcome {
+  core::HelperResult helper_result = core::HelperResult::kInternal;
+  std::uint32_t token_flags = 0;  // after the attempt
+};
+
+class CardSession {
+ public:
+  // Open spawns the helper and lists identities within options.timeout
+  // (+ wait_for_card). Identities whose certificate does not parse are
+  // logged and dropped. kUnavailable when there is no card/token/identity.
+  static core::Result<std::unique_ptr<CardSession>> Open(const core::Options& options,
+                                                         core::Logger& log,
+                                                         const std::function<void()>& on_waiting);
+
+  const std::vector<CardIdentity>& identities() const { return identities_; }
+  const std::vector<std::string>& notes() const { return notes_; }
+
+  // Prove has the card sign a fresh random challenge with the identity's key
+  // after logging in with pin (or on the PIN pad) and verifies the signature
+  // with the certificate's public key. OK only if that verification passed.
+  // kDenied: wrong PIN, wrong key, bad signature; kLocked: PIN locked;
+  // kUnavailable: card gone, helper hung. outcome tells which.
+  core::Status Prove(const CardIdentity& identity, const core::SecretBytes& pin, bool pin_pad,
+                     ProofOutcome* outcome);
+
+ private:
+  CardSession(std::unique_ptr<helper::HelperClient> client, std::uint32_t timeout)
+      : client_(std::move(client)), timeout_(timeout) {}
+  std::unique_ptr<helper::HelperClient> client_;
+  std::uint32_t timeout_;
+  std::vector<CardIdentity> identities_;
+  std::vector<std::string> notes_;
+};
+
+// PinLengthOk checks the token's limits (0 = not reported).
+bool PinLengthOk(const core::TokenIdentity& token, std::size_t length);
+
+}  // namespace sc::auth
+
+#endif  // PAM_SMARTCARD_AUTH_CARD_SESSION_H_

@@ -1,0 +1,272 @@
+#include "core/protocol.h"
+
+#include <cstring>
+
+namespace sc::core {
+namespace {
+
+class Writer {
+ public:
+  explicit Writer(MessageType type) { U8(static_cast<std::uint8_t>(type)); }
+  void U8(std::uint8_t v) { out_.push_back(v); }
+  void U32(std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
+  }
+  void U64(std::uint64_t v) {
+    for (int shift = 56; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
+  }
+  void Bytes(const void* data, std::size_t size) {
+    U32(static_cast<std::uint32_t>(size));
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    out_.insert(out_.end(), p, p + size);
+  }
+  void Str(const std::string& s) { Bytes(s.data(), s.size()); }
+  void Vec(const std::vector<std::uint8_t>& v) { Bytes(v.data(), v.size()); }
+  Frame Take() { return std::move(out_); }
+
+ private:
+  Frame out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
+  bool ok() const { return ok_; }
+  bool AtEnd() const { return pos_ == in_.size(); }
+  std::uint8_t U8() {
+    if (!Need(1)) return 0;
+    return in_[pos_++];
+  }
+  std::uint32_t U32() {
+    if (!Need(4)) return 0;
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v = (v << 8) | in_[pos_++];
+    return v;
+  }
+  std::uint64_t U64() {
+    if (!Need(8)) return 0;
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | in_[pos_++];
+    return v;
+  }
+  bool Bool() {
+    std::uint8_t v = U8();
+    if (v > 1) ok_ = false;
+    return v == 1;
+  }
+  std::span<const std::uint8_t> Bytes(std::uint32_t max) {
+    std::uint32_t n = U32();
+    if (n > max || !Need(n)) {
+      ok_ = false;
+      return {};
+    }
+    auto out = in_.subspan(pos_, n);
+    pos_ += n;
+    return out;
+  }
+  std::string Str(std::uint32_t max = 4096) {
+    auto b = Bytes(max);
+    return std::string(b.begin(), b.end());
+  }
+  std::vector<std::uint8_t> Vec(std::uint32_t max) {
+    auto b = Bytes(max);
+    return std::vector<std::uint8_t>(b.begin(), b.end());
+  }
+  std::uint32_t Count(std::uint32_t max) {
+    std::uint32_t n = U32();
+    if (n > max) ok_ = false;
+    return ok_ ? n : 0;
+  }
+
+ private:
+  bool Need(std::size_t n) {
+    if (!ok_ || in_.size() - pos_ < n) {
+      ok_ = false;
+      return false;
+    }
+    return true;
+  }
+  std::span<const std::uint8_t> in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+Status Malformed(const char* what) {
+  return InternalError(std::string("malformed ") + what + " from peer");
+}
+
+Status ExpectType(Reader& r, MessageType type, const char* what) {
+  if (r.U8() != static_cast<std::uint8_t>(type) || !r.ok()) return Malformed(what);
+  return Status::Ok();
+}
+
+HelperResult ReadResult(Reader& r) {
+  std::uint32_t v = r.U32();
+  // An unknown code from the peer is not trusted as success.
+  if (v > kMaxHelperResult) return HelperResult::kInternal;
+  return static_cast<HelperResult>(v);
+}
+
+}  // namespace
+
+std::string_view HelperResultName(HelperResult r) {
+  switch (r) {
+    case HelperResult::kOk: return "ok";
+    case HelperResult::kNoPcsc: return "no PC/SC service";
+    case HelperResult::kNoReader: return "no reader";
+    case HelperResult::kNoCard: return "no card";
+    case HelperResult::kModuleError: return "PKCS#11 module error";
+    case HelperResult::kNoToken: return "no token";
+    case HelperResult::kPinIncorrect: return "PIN incorrect";
+    case HelperResult::kPinLocked: return "PIN locked";
+    case HelperResult::kPinLenRange: return "PIN length out of range";
+    case HelperResult::kPinExpired: return "PIN expired";
+    case HelperResult::kKeyNotFound: return "private key not found";
+    case HelperResult::kSignFailed: return "signing failed";
+    case HelperResult::kTokenRemoved: return "token removed";
+    case HelperResult::kBadRequest: return "bad request";
+    case HelperResult::kInternal: return "internal error";
+  }
+  return "internal error";
+}
+
+Frame Encode(const ListRequest& m) {
+  Writer w(MessageType::kListRequest);
+  w.Str(m.module);
+  w.Str(m.token_uri);
+  w.U8(m.pcsc_check ? 1 : 0);
+  w.Str(m.reader_glob);
+  w.U32(m.wait_for_card);
+  return w.Take();
+}
+
+Frame Encode(const ListReply& m) {
+  Writer w(MessageType::kListReply);
+  w.U32(static_cast<std::uint32_t>(m.result));
+  w.Str(m.message);
+  w.U32(static_cast<std::uint32_t>(m.identities.size()));
+  for (const TokenIdentity& t : m.identities) {
+    w.U32(t.id);
+    w.Str(t.slot_description);
+    w.Str(t.token_label);
+    w.Str(t.token_serial);
+    w.Str(t.token_model);
+    w.Str(t.token_manufacturer);
+    w.U32(t.token_flags);
+    w.U32(t.min_pin);
+    w.U32(t.max_pin);
+    w.Vec(t.cert_der);
+    w.Vec(t.key_id);
+    w.Str(t.cert_label);
+    w.U8(t.key_visible ? 1 : 0);
+    w.U8(t.always_authenticate ? 1 : 0);
+    w.U32(static_cast<std::uint32_t>(t.mechanisms.size()));
+    for (std::uint64_t mech : t.mechanisms) w.U64(mech);
+  }
+  w.U32(static_cast<std::uint32_t>(m.notes.size()));
+  for (const std::string& n : m.notes) w.Str(n);
+  return w.Take();
+}
+
+Frame Encode(const SignRequest& m) {
+  Writer w(MessageType::kSignRequest);
+  w.U32(m.id);
+  w.U8(m.protected_path ? 1 : 0);
+  w.Bytes(m.pin.data(), m.pin.size());
+  w.U64(m.mechanism);
+  w.Vec(m.data);
+  return w.Take();
+}
+
+Frame Encode(const SignReply& m) {
+  Writer w(MessageType::kSignReply);
+  w.U32(static_cast<std::uint32_t>(m.result));
+  w.Str(m.message);
+  w.U32(m.token_flags);
+  w.Vec(m.signature);
+  return w.Take();
+}
+
+Frame EncodeWaiting() {
+  Writer w(MessageType::kWaiting);
+  return w.Take();
+}
+
+Result<MessageType> PeekType(std::span<const std::uint8_t> payload) {
+  if (payload.empty()) return Malformed("empty message");
+  return static_cast<MessageType>(payload[0]);
+}
+
+Result<ListRequest> DecodeListRequest(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kListRequest, "list request"));
+  ListRequest m;
+  m.module = r.Str();
+  m.token_uri = r.Str();
+  m.pcsc_check = r.Bool();
+  m.reader_glob = r.Str();
+  m.wait_for_card = r.U32();
+  if (!r.ok() || !r.AtEnd()) return Malformed("list request");
+  return m;
+}
+
+Result<ListReply> DecodeListReply(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kListReply, "list reply"));
+  ListReply m;
+  m.result = ReadResult(r);
+  m.message = r.Str();
+  std::uint32_t n = r.Count(kMaxIdentities);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    TokenIdentity t;
+    t.id = r.U32();
+    t.slot_description = r.Str();
+    t.token_label = r.Str();
+    t.token_serial = r.Str();
+    t.token_model = r.Str();
+    t.token_manufacturer = r.Str();
+    t.token_flags = r.U32();
+    t.min_pin = r.U32();
+    t.max_pin = r.U32();
+    t.cert_der = r.Vec(kMaxCertBytes);
+    t.key_id = r.Vec(256);
+    t.cert_label = r.Str();
+    t.key_visible = r.Bool();
+    t.always_authenticate = r.Bool();
+    std::uint32_t mechs = r.Count(64);
+    for (std::uint32_t k = 0; k < mechs && r.ok(); ++k) t.mechanisms.push_back(r.U64());
+    m.identities.push_back(std::move(t));
+  }
+  std::uint32_t notes = r.Count(256);
+  for (std::uint32_t i = 0; i < notes && r.ok(); ++i) m.notes.push_back(r.Str());
+  if (!r.ok() || !r.AtEnd()) return Malformed("list reply");
+  return m;
+}
+
+Result<SignRequest> DecodeSignRequest(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kSignRequest, "sign request"));
+  SignRequest m;
+  m.id = r.U32();
+  m.protected_path = r.Bool();
+  auto pin = r.Bytes(kMaxPinBytes);
+  m.pin.Assign(pin.data(), pin.size());
+  m.mechanism = r.U64();
+  m.data = r.Vec(4096);
+  if (!r.ok() || !r.AtEnd()) return Malformed("sign request");
+  return m;
+}
+
+Result<SignReply> DecodeSignReply(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kSignReply, "sign reply"));
+  SignReply m;
+  m.result = ReadResult(r);
+  m.message = r.Str();
+  m.token_flags = r.U32();
+  m.signature = r.Vec(4096);
+  if (!r.ok() || !r.AtEnd()) return Malformed("sign reply");
+  return m;
+}
+
+}  // namespace sc::core

@@ -1,0 +1,121 @@
+// The module <-> helper protocol: length-prefixed frames over a socketpair.
+//
+// frame   = u32 big-endian length (1..kMaxFrame) || payload
+// payload = u8 type || fields in the fixed order of that message
+// fields  = u8/u32/u64 big-endian, bytes/string = u32 length || data
+// Decoding checks every length against what remains and refuses trailing
+// bytes, so a broken or hostile helper can only cause a refusal.
+#ifndef PAM_SMARTCARD_CORE_PROTOCOL_H_
+#define PAM_SMARTCARD_CORE_PROTOCOL_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/secret.h"
+#include "core/status.h"
+
+namespace sc::core {
+
+inline constexpr std::uint32_t kMaxFrame = 4 * 1024 * 1024;
+inline constexpr std::uint32_t kMaxIdentities = 64;
+inline constexpr std::uint32_t kMaxCertBytes = 64 * 1024;
+inline constexpr std::uint32_t kMaxPinBytes = 256;
+
+// Frames carry PINs, so their storage is wiped when released.
+using Frame = std::vector<std::uint8_t, ZeroizingAllocator<std::uint8_t>>;
+
+enum class MessageType : std::uint8_t {
+  kListRequest = 1,
+  kListReply = 2,
+  kSignRequest = 3,
+  kSignReply = 4,
+  kWaiting = 5,  // helper -> module: no card yet, show "Insert your smart card"
+};
+
+// HelperResult: what went wrong on the hardware side.
+enum class HelperResult : std::uint32_t {
+  kOk = 0,
+  kNoPcsc = 1,        // PC/SC service not reachable
+  kNoReader = 2,      // no (matching) reader
+  kNoCard = 3,        // no card in a matching reader
+  kModuleError = 4,   // PKCS#11 module failed to load or initialise
+  kNoToken = 5,       // no token / no identity
+  kPinIncorrect = 6,
+  kPinLocked = 7,
+  kPinLenRange = 8,
+  kPinExpired = 9,
+  kKeyNotFound = 10,  // no private key with the certificate's CKA_ID after login
+  kSignFailed = 11,
+  kTokenRemoved = 12,
+  kBadRequest = 13,
+  kInternal = 14,
+};
+inline constexpr std::uint32_t kMaxHelperResult = 14;
+std::string_view HelperResultName(HelperResult r);
+
+struct ListRequest {
+  std::string module;     // "p11-kit" or a path
+  std::string token_uri;  // RFC 7512 filter, may be empty
+  bool pcsc_check = true;
+  std::string reader_glob = "*";
+  std::uint32_t wait_for_card = 0;
+};
+
+struct TokenIdentity {
+  std::uint32_t id = 0;  // handle for SignRequest
+  std::string slot_description;
+  std::string token_label;
+  std::string token_serial;
+  std::string token_model;
+  std::string token_manufacturer;
+  std::uint32_t token_flags = 0;  // CKF_* of CK_TOKEN_INFO (all fit in 32 bits)
+  std::uint32_t min_pin = 0;
+  std::uint32_t max_pin = 0;
+  std::vector<std::uint8_t> cert_der;
+  std::vector<std::uint8_t> key_id;
+  std::string cert_label;
+  bool key_visible = false;  // a private key with this CKA_ID was seen before login
+  bool always_authenticate = false;
+  std::vector<std::uint64_t> mechanisms;  // supported by the slot (filtered to ours)
+};
+
+struct ListReply {
+  HelperResult result = HelperResult::kOk;
+  std::string message;
+  std::vector<TokenIdentity> identities;
+  std::vector<std::string> notes;  // per-token diagnostics for debug/sc_auth
+};
+
+struct SignRequest {
+  std::uint32_t id = 0;
+  bool protected_path = false;  // log in on the reader's PIN pad, pin is empty
+  SecretBytes pin;
+  std::uint64_t mechanism = 0;
+  std::vector<std::uint8_t> data;
+};
+
+struct SignReply {
+  HelperResult result = HelperResult::kOk;
+  std::string message;
+  std::uint32_t token_flags = 0;  // after the attempt, for tries-left warnings
+  std::vector<std::uint8_t> signature;
+};
+
+Frame Encode(const ListRequest& m);
+Frame Encode(const ListReply& m);
+Frame Encode(const SignRequest& m);
+Frame Encode(const SignReply& m);
+Frame EncodeWaiting();
+
+// PeekType returns the type byte of a payload, or an error for an empty one.
+Result<MessageType> PeekType(std::span<const std::uint8_t> payload);
+Result<ListRequest> DecodeListRequest(std::span<const std::uint8_t> payload);
+Result<ListReply> DecodeListReply(std::span<const std::uint8_t> payload);
+Result<SignRequest> DecodeSignRequest(std::span<const std::uint8_t> payload);
+Result<SignReply> DecodeSignReply(std::span<const std::uint8_t> payload);
+
+}  // namespace sc::core
+
+#endif  // PAM_SMARTCARD_CORE_PROTOCOL_H_

@@ -1,0 +1,22 @@
+// Reading root-owned policy files (config, pairings, CA files) safely.
+#ifndef PAM_SMARTCARD_CORE_SECURE_FILE_H_
+#define PAM_SMARTCARD_CORE_SECURE_FILE_H_
+
+#include <cstddef>
+#include <string>
+
+#include "core/status.h"
+
+namespace sc::core {
+
+// ReadTrustedFile returns the content of the regular file at path, opened
+// with O_NOFOLLOW|O_CLOEXEC, owned by root, not writable by group or other and
+// at most max_size bytes. Any violation is a kConfig error naming the file and
+// the reason; a missing file is kConfig too unless missing_ok, in which case
+// an empty string is returned.
+Result<std::string> ReadTrustedFile(const std::string& path, std::size_t max_size,
+                                    bool missing_ok = false);
+
+}  // namespace sc::core
+
+#endif  // PAM_SMARTCARD_CORE_SECURE_FILE_H_

@@ -1,0 +1,60 @@
+// HelperClient: spawns sc-helper with a scrubbed environment and talks to it
+// with a deadline on every step; kills it when done or when it hangs.
+#ifndef PAM_SMARTCARD_HELPER_CLIENT_H_
+#define PAM_SMARTCARD_HELPER_CLIENT_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/channel.h"
+#include "core/protocol.h"
+#include "core/status.h"
+
+namespace sc::helper {
+
+// The environment every helper gets besides module_env.
+inline constexpr const char* kBaseEnvironment[] = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL=C",
+};
+
+class HelperClient {
+ public:
+  // Spawn starts helper_path with fd 3 connected to us, stdin/stdout/stderr
+  // on /dev/null, and only kBaseEnvironment plus module_env. kUnavailable if
+  // it cannot be started.
+  static core::Result<std::unique_ptr<HelperClient>> Spawn(
+      const std::string& helper_path,
+      const std::vector<std::pair<std::string, std::string>>& module_env);
+  ~HelperClient();  // closes the socket, gives the helper 1 s to exit, kills it
+  HelperClient(const HelperClient&) = delete;
+  HelperClient& operator=(const HelperClient&) = delete;
+
+  // List sends the request and waits for the reply. on_waiting runs when
+  // the helper reports it is waiting for a card. A timeout kills the helper
+  // and returns kUnavailable.
+  core::Result<core::ListReply> List(const core::ListRequest& request, core::Deadline deadline,
+                                     const std::function<void()>& on_waiting);
+  // Sign sends the request (the PIN is wiped from the sent frame) and waits.
+  core::Result<core::SignReply> Sign(const core::SignRequest& request, core::Deadline deadline);
+
+  // Kill ends the helper at once (after a timeout).
+  void Kill();
+
+ private:
+  HelperClient(pid_t pid, int pidfd, int sock) : pid_(pid), pidfd_(pidfd), sock_(sock) {}
+  core::Result<core::Frame> Exchange(const core::Frame& request, core::Deadline deadline);
+
+  pid_t pid_;
+  int pidfd_;
+  int sock_;
+};
+
+}  // namespace sc::helper
+
+#endif  // PAM_SMARTCARD_HELPER_CLIENT_H_

@@ -1,0 +1,95 @@
+// sc-helper: the hardware side of pam_smartcard. Spawned by the module (and
+// sc_auth) with a socket on fd 3 and a scrubbed environment; it talks PC/SC
+// and PKCS#11 and answers list/sign requests. It makes no decisions: the
+// module verifies whatever it returns.
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <memory>
+
+#include "core/channel.h"
+#include "core/protocol.h"
+#include "pcsc/presence.h"
+#include "pkcs11/token.h"
+
+namespace {
+
+constexpr int kChannelFd = 3;
+
+using sc::core::HelperResult;
+
+bool Send(const sc::core::Frame& frame) {
+  return sc::core::SendFrame(kChannelFd, frame, std::nullopt).ok();
+}
+
+int Serve() {
+  std::unique_ptr<sc::pkcs11::Pkcs11> p11;
+  for (;;) {
+    auto frame = sc::core::ReceiveFrame(kChannelFd, std::nullopt);
+    if (!frame.ok()) return 0;  // parent closed: done
+    auto type = sc::core::PeekType(*frame);
+    if (!type.ok()) return 2;
+    if (*type == sc::core::MessageType::kListRequest) {
+      sc::core::ListReply reply;
+      auto request = sc::core::DecodeListRequest(*frame);
+      if (!request.ok()) return 2;
+      if (p11) {
+        reply.result = HelperResult::kBadRequest;
+        reply.message = "list requested twice";
+        return Send(Encode(reply)) ? 0 : 1;
+      }
+      if (request->pcsc_check) {
+        auto presence = sc::pcsc::WaitForCard(request->reader_glob, request->wait_for_card, [] {
+          // Tell the module to show "Insert your smart card".
+          Send(sc::core::EncodeWaiting());
+        });
+        if (presence.result != HelperResult::kOk) {
+          reply.result = presence.result;
+          reply.message = presence.message;
+          if (!Send(Encode(reply))) return 1;
+          continue;
+        }
+        reply.notes.push_back("card present in " + presence.reader);
+      }
+      auto loaded = sc::pkcs11::Pkcs11::Load(request->module);
+      if (!loaded.ok()) {
+        reply.result = HelperResult::kModuleError;
+        reply.message = loaded.status().message();
+        if (!Send(Encode(reply))) return 1;
+        continue;
+      }
+      p11 = std::move(*loaded);
+      p11->List(request->token_uri, reply);
+      if (!Send(Encode(reply))) return 1;
+    } else if (*type == sc::core::MessageType::kSignRequest) {
+      auto request = sc::core::DecodeSignRequest(*frame);
+      OPENSSL_cleanse(frame->data(), frame->size());  // the PIN copy in the frame
+      if (!request.ok()) return 2;
+      sc::core::SignReply reply;
+      if (!p11) {
+        reply.result = HelperResult::kBadRequest;
+        reply.message = "sign before list";
+      } else {
+        reply = p11->Sign(*request);
+      }
+      request->pin.Wipe();
+      if (!Send(Encode(reply))) return 1;
+    } else {
+      return 2;
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  // No core dumps (the PIN passes through here), die with the parent.
+  prctl(PR_SET_DUMPABLE, 0);
+  struct rlimit no_core {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  signal(SIGPIPE, SIG_IGN);
+  return Serve();
+}

@@ -1,0 +1,357 @@
+#include "pam/authenticate.h"
+
+#include <security/pam_ext.h>
+#include <syslog.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <optional>
+
+#include "auth/card_session.h"
+#include "core/accounts.h"
+#include "core/config.h"
+#include "core/pairings.h"
+#include "core/secure_file.h"
+#include "core/strings.h"
+#include "pam/pam_util.h"
+
+namespace sc::pam {
+namespace {
+
+using core::Code;
+using core::Status;
+
+// pam_set_data key recording a card authentication for the account phase.
+constexpr char kCardAuthDataKey[] = "pam_smartcard.card_user";
+// Requested failure delay (µs), as pam_unix does; the application may override.
+constexpr unsigned kFailDelayUsec = 2'000'000;
+
+void FreeData(pam_handle_t* /*pamh*/, void* data, int /*error_status*/) { std::free(data); }
+
+std::string UserItem(pam_handle_t* pamh) {
+  const void* item = nullptr;
+  if (pam_get_item(pamh, PAM_USER, &item) != PAM_SUCCESS || item == nullptr) return {};
+  return static_cast<const char*>(item);  // copied: libpam owns the item
+}
+
+std::string ServiceItem(pam_handle_t* pamh) {
+  const void* item = nullptr;
+  if (pam_get_item(pamh, PAM_SERVICE, &item) != PAM_SUCCESS || item == nullptr) return {};
+  return static_cast<const char*>(item);
+}
+
+// One authentication attempt. Fields collected on the way end up in the
+// single decision log line.
+class AuthRun {
+ public:
+  explicit AuthRun(pam_handle_t* pamh) : pamh_(pamh), log_(pamh), conv_(pamh) {}
+
+  int Run(int argc, const char** argv) {
+    pam_fail_delay(pamh_, kFailDelayUsec);
+    Status status = Execute(argc, argv);
+    std::string line = "user=" + (user_.empty() ? std::string("?") : user_) +
+                       " service=" + (service_.empty() ? std::string("?") : service_);
+    if (!token_label_.empty()) line += " token='" + token_label_ + "'";
+    if (!key_hash_.empty()) line += " key=" + key_hash_;
+    if (status.ok()) {
+      line += " mapping=" + mapping_;
+      log_.Notice("authentication succeeded: " + line);
+      const char* copy = strdup(user_.c_str());
+      if (copy == nullptr ||
+          pam_set_data(pamh_, kCardAuthDataKey, const_cast<char*>(copy), FreeData) != PAM_SUCCESS) {
+        std::free(const_cast<char*>(copy));
+        log_.Error("cannot record the card authentication: " + line);
+        return PAM_SERVICE_ERR;
+      }
+      return PamCodeFor(Code::kOk);
+    }
+    log_.Notice("authentication failed (" + std::string(core::CodeName(status.code())) +
+                "): " + line + " reason: " + status.message());
+    return PamCodeFor(status.code());
+  }
+
+ private:
+  Status Execute(int argc, const char** argv);
+  Status ResolveUser(const core::Options& options);
+  Status CheckAccount(const std::string& user, const core::Options& options);
+  core::Result<std::size_t> Choose(const std::string& title, const std::vector<std::string>& labels);
+  core::Result<core::SecretBytes> ObtainPin(const core::Options& options,
+                                            const auth::CardIdentity& identity, bool* from_authtok);
+  Status ProveWithPin(const core::Options& options, auth::CardSession& session,
+                      const auth::CardIdentity& identity);
+
+  pam_handle_t* pamh_;  // borrowed
+  PamLogger log_;
+  Conversation conv_;
+  std::string service_;
+  std::string user_;
+  std::string token_label_;
+  std::string key_hash_;
+  std::string mapping_;
+};
+
+Status AuthRun::CheckAccount(const std::string& user, const core::Options& options) {
+  auto account = core::LookupAccount(user);
+  if (!account.ok()) return account.status();
+  if (!options.no_check_shell) SC_RETURN_IF_ERROR(core::CheckShell(*account));
+  return Status::Ok();
+}
+
+core::Result<std::size_t> AuthRun::Choose(const std::string& title,
+                                          const std::vector<std::string>& labels) {
+  std::string text = title;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    text += "\n  " + std::to_string(i + 1) + ") " + labels[i];
+  }
+  conv_.Info(text);
+  auto answer = conv_.AskText("Choose 1-" + std::to_string(labels.size()) + ": ");
+  if (!answer.ok()) return answer.status();
+  auto n = core::ParseUnsigned(core::Trim(*answer), labels.size());
+  if (!n || *n == 0) return Status(Code::kCredInsufficient, "invalid choice");
+  return static_cast<std::size_t>(*n - 1);
+}
+
+core::Result<core::SecretBytes> AuthRun::ObtainPin(const core::Options& options,
+                                                   const auth::CardIdentity& identity,
+                                                   bool* from_authtok) {
+  *from_authtok = false;
+  if (options.use_first_pass || options.try_first_pass) {
+    const void* item = nullptr;
+    if (pam_get_item(pamh_, PAM_AUTHTOK, &item) == PAM_SUCCESS && item != nullptr &&
+        *static_cast<const char*>(item) != '\0') {
+      const char* tok = static_cast<const char*>(item);  // borrowed from libpam
+      *from_authtok = true;
+      return core::SecretBytes(tok, std::strlen(tok));
+    }
+    if (options.use_first_pass) {
+      return Status(Code::kCredInsufficient, "use_first_pass: no PIN from an earlier module");
+    }
+  }
+  return conv_.AskSecret(core::ExpandPrompt(options.pin_prompt, identity.token.token_label));
+}
+
+Status AuthRun::ProveWithPin(const core::Options& options, auth::CardSession& session,
+                             const auth::CardIdentity& identity) {
+  const core::TokenIdentity& token = identity.token;
+  if (token.token_flags & auth::kFlagUserPinLocked) {
+    conv_.Error("PIN locked: contact your administrator");
+    return Status(Code::kLocked, "PIN locked (token reports CKF_USER_PIN_LOCKED), no login attempted");
+  }
+  if (token.token_flags & auth::kFlagUserPinFinalTry) {
+    conv_.Info("Warning: last PIN try before the card locks");
+  } else if (token.token_flags & auth::kFlagUserPinCountLow) {
+    conv_.Info("Warning: few PIN tries left");
+  }
+  auth::ProofOutcome outcome;
+  if (token.token_flags & auth::kFlagProtectedAuthPath) {
+    conv_.Info("Enter your PIN on the reader's PIN pad");
+    return session.Prove(identity, core::SecretBytes(), /*pin_pad=*/true, &outcome);
+  }
+  bool from_authtok = false;
+  auto pin = ObtainPin(options, identity, &from_authtok);
+  for (int attempt = 0;; ++attempt) {
+    if (!pin.ok()) return pin.status();
+    if (pin->empty()) return Status(Code::kCredInsufficient, "empty PIN");
+    bool retry_allowed = from_authtok && options.try_first_pass && attempt == 0;
+    if (!auth::PinLengthOk(token, pin->size())) {
+      pin->Wipe();
+      if (retry_allowed) {
+        // The earlier module's password cannot be this PIN: ask, burn nothing.
+        from_authtok = false;
+        pin = conv_.AskSecret(core::ExpandPrompt(options.pin_prompt, token.token_label));
+        continue;
+      }
+      std::string limits = std::to_string(token.min_pin) + "-" +
+                           (token.max_pin ? std::to_string(token.max_pin) : std::string("..."));
+      conv_.Error("The PIN must have " + limits + " characters");
+      return core::Denied("PIN length outside the token's limits " + limits + ", no login attempted");
+    }
+    Status proved = session.Prove(identity, *pin, /*pin_pad=*/false, &outcome);
+    pin->Wipe();
+    if (proved.ok()) return proved;
+    if (outcome.helper_result == core::HelperResult::kPinIncorrect) {
+      if (retry_allowed) {
+        from_authtok = false;
+        pin = conv_.AskSecret(core::ExpandPrompt(options.pin_prompt, token.token_label));
+        continue;
+      }
+      if (outcome.token_flags & auth::kFlagUserPinLocked) {
+        conv_.Error("Wrong PIN: the PIN is now locked, contact your administrator");
+      } else if (outcome.token_flags & auth::kFlagUserPinFinalTry) {
+        conv_.Error("Wrong PIN, 1 try left");
+      } else if (outcome.token_flags & auth::kFlagUserPinCountLow) {
+        conv_.Error("Wrong PIN, few tries left");
+      } else {
+        conv_.Error("Wrong PIN");
+      }
+    } else if (outcome.helper_result == core::HelperResult::kPinLocked) {
+      conv_.Error("PIN locked: contact your administrator");
+    } else if (outcome.helper_result == core::HelperResult::kPinExpired) {
+      conv_.Error("The card's PIN has expired: change it with sc_auth changepin");
+    }
+    return proved;
+  }
+}
+
+Status AuthRun::Execute(int argc, const char** argv) {
+  service_ = ServiceItem(pamh_);
+  auto args = core::ParseModuleArgs(argc, argv);
+  if (!args.ok()) return args.status();
+  auto options = core::LoadOptions(*args, service_);
+  if (!options.ok()) return options.status();
+  log_.set_debug(options->debug);
+
+  user_ = UserItem(pamh_);
+  if (user_.empty() && !options->allow_user_from_card) {
+    const char* name = nullptr;  // owned by libpam
+    int rc = pam_get_user(pamh_, &name, nullptr);
+    if (rc != PAM_SUCCESS || name == nullptr || *name == '\0') {
+      return Status(Code::kCredInsufficient, "no user name given");
+    }
+    user_ = name;
+  }
+  if (!user_.empty()) SC_RETURN_IF_ERROR(CheckAccount(user_, *options));
+
+  core::PairingsFile pairings;
+  if (options->user_pairing) {
+    auto text = core::ReadTrustedFile(options->pairings_file, core::kMaxPairingsBytes, /*missing_ok=*/true);
+    if (!text.ok()) return text.status();
+    pairings = core::ParsePairings(*text);
+    for (const std::string& problem : pairings.problems) {
+      log_.Warning(options->pairings_file + ": " + problem + " (ignored)");
+    }
+  }
+
+  auto session = auth::CardSession::Open(*options, log_, [this] { conv_.Info("Insert your smart card"); });
+  if (!session.ok()) return session.status();
+  const auto& identities = (*session)->identities();
+
+  // Which users does each identity map to? (Fixed-key pairing.)
+  std::vector<std::vector<std::string>> mapped(identities.size());
+  for (std::size_t i = 0; i < identities.size(); ++i) {
+    const auth::CardIdentity& id = identities[i];
+    mapped[i] = core::UsersForKey(pairings, id.cert.spki_sha256());
+    log_.Debug("identity " + std::to_string(i + 1) + ": token '" + id.token.token_label + "' " +
+               id.cert.Subject() + " " + id.cert.spki_sha256() + " paired with " +
+               std::to_string(mapped[i].size()) + " user(s)");
+  }
+
+  if (user_.empty()) {
+    std::vector<std::string> users;
+    for (const auto& list : mapped) {
+      for (const std::string& u : list) {
+        if (std::find(users.begin(), users.end(), u) == users.end()) users.push_back(u);
+      }
+    }
+    if (users.empty()) {
+      token_label_ = identities.front().token.token_label;
+      key_hash_ = identities.front().cert.spki_sha256();
+      return Status(Code::kUserUnknown, "the card is not paired with any user");
+    }
+    std::size_t pick = 0;
+    if (users.size() > 1) {
+      auto choice = Choose("This card can log in as:", users);
+      if (!choice.ok()) return choice.status();
+      pick = *choice;
+    }
+    user_ = users[pick];
+    SC_RETURN_IF_ERROR(CheckAccount(user_, *options));
+    if (pam_set_item(pamh_, PAM_USER, user_.c_str()) != PAM_SUCCESS) {
+      return core::InternalError("cannot set PAM_USER");
+    }
+  }
+
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < identities.size(); ++i) {
+    if (std::find(mapped[i].begin(), mapped[i].end(), user_) != mapped[i].end()) candidates.push_back(i);
+  }
+  if (candidates.empty()) {
+    token_label_ = identities.front().token.token_label;
+    key_hash_ = identities.front().cert.spki_sha256();
+    std::string others;
+    for (const auto& list : mapped) {
+      for (const std::string& u : list) others += (others.empty() ? "" : ",") + u;
+    }
+    conv_.Error("This card is not paired with " + user_);
+    return core::Denied(others.empty() ? "no certificate on the card is paired with any user"
+                                       : "the card is paired with " + others + ", not " + user_);
+  }
+  std::size_t chosen = candidates.front();
+  if (candidates.size() > 1) {
+    std::vector<std::string> labels;
+    for (std::size_t i : candidates) {
+      labels.push_back(identities[i].token.token_label + ": " + identities[i].cert.Subject());
+    }
+    auto choice = Choose("Several certificates can log in as " + user_ + ":", labels);
+    if (!choice.ok()) return choice.status();
+    chosen = candidates[*choice];
+  }
+  const auth::CardIdentity& identity = identities[chosen];
+  token_label_ = identity.token.token_label;
+  key_hash_ = identity.cert.spki_sha256();
+  for (const core::Pairing& p : pairings.pairings) {
+    if (p.user == user_ && p.key_hash == key_hash_) {
+      mapping_ = "pairing(" + options->pairings_file + ":" + std::to_string(p.line) + ")";
+      break;
+    }
+  }
+  return ProveWithPin(*options, **session, identity);
+}
+
+}  // namespace
+
+int Authenticate(pam_handle_t* pamh, int /*flags*/, int argc, const char** argv) noexcept {
+  try {
+    AuthRun run(pamh);
+    return run.Run(argc, argv);
+  } catch (const std::exception& e) {
+    pam_syslog(pamh, LOG_ERR, "internal error: %s", e.what());
+  } catch (...) {
+    pam_syslog(pamh, LOG_ERR, "internal error");
+  }
+  return PAM_SERVICE_ERR;
+}
+
+int AccountCheck(pam_handle_t* pamh, int /*flags*/, int argc, const char** argv) noexcept {
+  try {
+    PamLogger log(pamh);
+    auto args = core::ParseModuleArgs(argc, argv);
+    if (!args.ok()) {
+      log.Error("account: " + args.status().message());
+      return PAM_SERVICE_ERR;
+    }
+    auto options = core::LoadOptions(*args, ServiceItem(pamh));
+    if (!options.ok()) {
+      log.Error("account: " + options.status().message());
+      return PAM_SERVICE_ERR;
+    }
+    // Without enforce_smartcard this module adds no account restriction.
+    if (!options->enforce_smartcard) return PAM_IGNORE;
+    std::string user = UserItem(pamh);
+    if (user.empty()) {
+      log.Error("account: no user");
+      return PAM_USER_UNKNOWN;
+    }
+    const void* data = nullptr;
+    if (pam_get_data(pamh, kCardAuthDataKey, &data) == PAM_SUCCESS && data != nullptr &&
+        user == static_cast<const char*>(data)) {
+      return PamCodeFor(Code::kOk);
+    }
+    if (!options->not_enforced_group.empty()) {
+      auto account = core::LookupAccount(user);
+      if (account.ok() && core::IsInGroup(*account, options->not_enforced_group)) {
+        log.Info("account: " + user + " is in " + options->not_enforced_group +
+                 ", smart card not required");
+        return PAM_IGNORE;  // exempt: no restriction from this module
+      }
+    }
+    log.Notice("account: " + user + " did not authenticate with a smart card (enforce_smartcard)");
+    return PAM_PERM_DENIED;
+  } catch (...) {
+    pam_syslog(pamh, LOG_ERR, "account: internal error");
+  }
+  return PAM_SERVICE_ERR;
+}
+
+}  // namespace sc::pam

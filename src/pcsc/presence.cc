@@ -1,0 +1,125 @@
+#include "pcsc/presence.h"
+
+#include <PCSC/winscard.h>
+#include <PCSC/wintypes.h>
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "core/strings.h"
+
+namespace sc::pcsc {
+namespace {
+
+using core::HelperResult;
+using Clock = std::chrono::steady_clock;
+
+class Context {
+ public:
+  Context() = default;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context() { if (valid_) SCardReleaseContext(ctx_); }
+  LONG Establish() {
+    LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx_);
+    valid_ = rv == SCARD_S_SUCCESS;
+    return rv;
+  }
+  SCARDCONTEXT get() const { return ctx_; }
+
+ private:
+  SCARDCONTEXT ctx_ = 0;
+  bool valid_ = false;
+};
+
+std::string PcscError(const char* call, LONG rv) {
+  return std::string(call) + ": " + pcsc_stringify_error(rv);
+}
+
+// ListMatchingReaders returns reader names that match the glob.
+LONG ListMatchingReaders(SCARDCONTEXT ctx, const std::string& glob, std::vector<std::string>* out) {
+  out->clear();
+  DWORD len = 0;
+  LONG rv = SCardListReaders(ctx, nullptr, nullptr, &len);
+  if (rv != SCARD_S_SUCCESS) return rv;
+  std::vector<char> buf(len + 1, '\0');
+  rv = SCardListReaders(ctx, nullptr, buf.data(), &len);
+  if (rv != SCARD_S_SUCCESS) return rv;
+  for (const char* p = buf.data(); *p != '\0' && p < buf.data() + buf.size(); p += std::strlen(p) + 1) {
+    std::string name(p);
+    if (core::GlobMatch(glob, name)) out->push_back(name);
+  }
+  return SCARD_S_SUCCESS;
+}
+
+}  // namespace
+
+PresenceResult WaitForCard(const std::string& reader_glob, std::uint32_t wait_seconds,
+                           const std::function<void()>& on_waiting) {
+  PresenceResult out;
+  Context ctx;
+  LONG rv = ctx.Establish();
+  if (rv != SCARD_S_SUCCESS) {
+    out.result = HelperResult::kNoPcsc;
+    out.message = PcscError("SCardEstablishContext", rv);
+    return out;
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(wait_seconds);
+  bool announced = false;
+  for (;;) {
+    std::vector<std::string> readers;
+    rv = ListMatchingReaders(ctx.get(), reader_glob, &readers);
+    if (rv != SCARD_S_SUCCESS && rv != SCARD_E_NO_READERS_AVAILABLE) {
+      out.result = HelperResult::kNoPcsc;
+      out.message = PcscError("SCardListReaders", rv);
+      return out;
+    }
+    std::vector<SCARD_READERSTATE> states(readers.size() + 1);
+    for (std::size_t i = 0; i < readers.size(); ++i) {
+      states[i].szReader = readers[i].c_str();
+      states[i].dwCurrentState = SCARD_STATE_UNAWARE;
+    }
+    // The PnP pseudo-reader reports readers being added or removed.
+    states.back().szReader = "\\\\?PnP?\\Notification";
+    states.back().dwCurrentState = static_cast<DWORD>(readers.size()) << 16;
+    // First call: current state of each reader, no waiting.
+    rv = SCardGetStatusChange(ctx.get(), 0, states.data(), static_cast<DWORD>(readers.size()));
+    if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT && !readers.empty()) {
+      out.result = HelperResult::kNoPcsc;
+      out.message = PcscError("SCardGetStatusChange", rv);
+      return out;
+    }
+    for (std::size_t i = 0; i < readers.size(); ++i) {
+      if ((states[i].dwEventState & SCARD_STATE_PRESENT) != 0 &&
+          (states[i].dwEventState & SCARD_STATE_MUTE) == 0) {
+        out.reader = readers[i];
+        return out;
+      }
+      states[i].dwCurrentState = states[i].dwEventState & ~SCARD_STATE_CHANGED;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (wait_seconds == 0 || left.count() <= 0) {
+      out.result = readers.empty() ? HelperResult::kNoReader : HelperResult::kNoCard;
+      out.message = readers.empty() ? "no smart-card reader" + std::string(reader_glob == "*" ? "" : " matching '" + reader_glob + "'")
+                                    : "no card in " + std::to_string(readers.size()) + " reader(s)";
+      return out;
+    }
+    if (!announced) {
+      on_waiting();
+      announced = true;
+    }
+    // Block until any reader changes or a reader is plugged in.
+    rv = SCardGetStatusChange(ctx.get(), static_cast<DWORD>(left.count()), states.data(),
+                              static_cast<DWORD>(states.size()));
+    if (rv == SCARD_E_TIMEOUT) continue;  // the loop reports no card
+    if (rv != SCARD_S_SUCCESS) {
+      out.result = HelperResult::kNoPcsc;
+      out.message = PcscError("SCardGetStatusChange", rv);
+      return out;
+    }
+    // Something changed: re-list readers and look again.
+  }
+}
+
+}  // namespace sc::pcsc

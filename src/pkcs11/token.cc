@@ -1,0 +1,414 @@
+#include "pkcs11/token.h"
+
+#include <p11-kit/p11-kit.h>
+#include <p11-kit/pkcs11.h>
+#include <p11-kit/uri.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/mechanisms.h"
+
+namespace sc::pkcs11 {
+
+static_assert(core::kMechRsaPkcs == CKM_RSA_PKCS);
+static_assert(core::kMechRsaPkcsPss == CKM_RSA_PKCS_PSS);
+static_assert(core::kMechSha256RsaPkcs == CKM_SHA256_RSA_PKCS);
+static_assert(core::kMechEcdsa == CKM_ECDSA);
+static_assert(core::kMechEddsa == 0x1057);
+
+namespace {
+
+using core::HelperResult;
+
+std::string Err(const char* call, CK_RV rv) {
+  return std::string(call) + ": " + p11_kit_strerror(rv);
+}
+
+// PaddedField turns a fixed-width, space-padded CK_UTF8CHAR field into text.
+template <std::size_t N>
+std::string PaddedField(const CK_UTF8CHAR (&field)[N]) {
+  std::string s(reinterpret_cast<const char*>(field), N);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+  // Labels reach logs and prompts: replace control bytes.
+  for (char& c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return s;
+}
+
+struct UriDeleter {
+  void operator()(P11KitUri* u) const { p11_kit_uri_free(u); }
+};
+using UriPtr = std::unique_ptr<P11KitUri, UriDeleter>;
+
+// Session closes itself.
+class Session {
+ public:
+  Session(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE h) : f_(f), h_(h) {}
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session() { f_->C_CloseSession(h_); }
+  CK_SESSION_HANDLE get() const { return h_; }
+
+ private:
+  CK_FUNCTION_LIST* f_;  // borrowed
+  CK_SESSION_HANDLE h_;
+};
+
+// FindObjects returns up to max handles matching the template.
+std::vector<CK_OBJECT_HANDLE> FindObjects(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s,
+                                          CK_ATTRIBUTE* tmpl, CK_ULONG count, std::size_t max,
+                                          CK_RV* rv_out) {
+  std::vector<CK_OBJECT_HANDLE> out;
+  CK_RV rv = f->C_FindObjectsInit(s, tmpl, count);
+  if (rv != CKR_OK) {
+    *rv_out = rv;
+    return out;
+  }
+  CK_OBJECT_HANDLE batch[16];
+  for (;;) {
+    CK_ULONG n = 0;
+    rv = f->C_FindObjects(s, batch, 16, &n);
+    if (rv != CKR_OK || n == 0 || n > 16) break;
+    out.insert(out.end(), batch, batch + n);
+    if (out.size() >= max) break;
+  }
+  f->C_FindObjectsFinal(s);
+  *rv_out = rv;
+  if (out.size() > max) out.resize(max);
+  return out;
+}
+
+// GetBytes reads one variable-length attribute (nullopt when absent/unreadable).
+std::optional<std::vector<std::uint8_t>> GetBytes(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s,
+                                                  CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+                                                  std::size_t max) {
+  CK_ATTRIBUTE attr{type, nullptr, 0};
+  if (f->C_GetAttributeValue(s, o, &attr, 1) != CKR_OK) return std::nullopt;
+  if (attr.ulValueLen == CK_UNAVAILABLE_INFORMATION || attr.ulValueLen > max) return std::nullopt;
+  std::vector<std::uint8_t> value(attr.ulValueLen);
+  attr.pValue = value.data();
+  if (f->C_GetAttributeValue(s, o, &attr, 1) != CKR_OK) return std::nullopt;
+  if (attr.ulValueLen > value.size()) return std::nullopt;
+  value.resize(attr.ulValueLen);
+  return value;
+}
+
+std::optional<bool> GetBool(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+                            CK_ATTRIBUTE_TYPE type) {
+  CK_BBOOL value = CK_FALSE;
+  CK_ATTRIBUTE attr{type, &value, sizeof value};
+  if (f->C_GetAttributeValue(s, o, &attr, 1) != CKR_OK || attr.ulValueLen != sizeof value) {
+    return std::nullopt;
+  }
+  return value == CK_TRUE;
+}
+
+HelperResult LoginResult(CK_RV rv) {
+  switch (rv) {
+    case CKR_PIN_INCORRECT:
+    case CKR_PIN_INVALID:
+      return HelperResult::kPinIncorrect;
+    case CKR_PIN_LOCKED:
+      return HelperResult::kPinLocked;
+    case CKR_PIN_LEN_RANGE:
+      return HelperResult::kPinLenRange;
+    case CKR_PIN_EXPIRED:
+      return HelperResult::kPinExpired;
+    case CKR_DEVICE_REMOVED:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_CLOSED:
+      return HelperResult::kTokenRemoved;
+    default:
+      return HelperResult::kInternal;
+  }
+}
+
+// Entry of the identity table: where to find the key again at Sign time.
+struct IdentityRef {
+  CK_FUNCTION_LIST* module;  // borrowed from the loaded list
+  CK_SLOT_ID slot;
+  std::vector<std::uint8_t> key_id;
+  bool always_authenticate;
+};
+
+}  // namespace
+
+struct Pkcs11::Impl {
+  CK_FUNCTION_LIST** modules = nullptr;  // p11-kit list (p11-kit mode)
+  CK_FUNCTION_LIST* single = nullptr;    // module loaded by path
+  std::vector<CK_FUNCTION_LIST*> all;
+  std::vector<IdentityRef> table;
+
+  ~Impl() {
+    if (modules != nullptr) p11_kit_modules_finalize_and_release(modules);
+    if (single != nullptr) {
+      p11_kit_module_finalize(single);
+      p11_kit_module_release(single);
+    }
+  }
+
+  void ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri, core::ListReply& reply);
+  core::SignReply Sign(const core::SignRequest& request);
+};
+
+Pkcs11::Pkcs11(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pkcs11::~Pkcs11() = default;
+
+core::Result<std::unique_ptr<Pkcs11>> Pkcs11::Load(const std::string& module) {
+  auto impl = std::make_unique<Impl>();
+  if (module == "p11-kit") {
+    impl->modules = p11_kit_modules_load_and_initialize(0);
+    if (impl->modules == nullptr) {
+      const char* msg = p11_kit_message();
+      return core::Unavailable(std::string("p11-kit: no module could be loaded") +
+                               (msg ? std::string(": ") + msg : ""));
+    }
+    for (CK_FUNCTION_LIST** m = impl->modules; *m != nullptr; ++m) impl->all.push_back(*m);
+  } else {
+    // P11_KIT_MODULE_UNMANAGED: no p11-kit proxying/config for an explicit path.
+    impl->single = p11_kit_module_load(module.c_str(), P11_KIT_MODULE_UNMANAGED);
+    if (impl->single == nullptr) {
+      const char* msg = p11_kit_message();
+      return core::Unavailable("cannot load PKCS#11 module " + module + (msg ? std::string(": ") + msg : ""));
+    }
+    CK_RV rv = p11_kit_module_initialize(impl->single);
+    if (rv != CKR_OK) {
+      p11_kit_module_release(impl->single);
+      impl->single = nullptr;
+      return core::Unavailable(module + ": " + Err("C_Initialize", rv));
+    }
+    impl->all.push_back(impl->single);
+  }
+  return std::unique_ptr<Pkcs11>(new Pkcs11(std::move(impl)));
+}
+
+void Pkcs11::List(const std::string& token_uri, core::ListReply& reply) {
+  UriPtr uri;
+  if (!token_uri.empty()) {
+    uri.reset(p11_kit_uri_new());
+    int rc = p11_kit_uri_parse(token_uri.c_str(), P11_KIT_URI_FOR_ANY, uri.get());
+    if (rc != P11_KIT_URI_OK) {
+      reply.result = HelperResult::kBadRequest;
+      reply.message = std::string("token URI: ") + p11_kit_uri_message(rc);
+      return;
+    }
+  }
+  for (CK_FUNCTION_LIST* f : impl_->all) {
+    if (uri) {
+      CK_INFO info;
+      if (f->C_GetInfo(&info) != CKR_OK || !p11_kit_uri_match_module_info(uri.get(), &info)) continue;
+    }
+    CK_ULONG count = 0;
+    CK_RV rv = f->C_GetSlotList(CK_TRUE, nullptr, &count);
+    if (rv != CKR_OK) {
+      reply.notes.push_back(Err("C_GetSlotList", rv));
+      continue;
+    }
+    std::vector<CK_SLOT_ID> slots(count);
+    if (count > 0) {
+      rv = f->C_GetSlotList(CK_TRUE, slots.data(), &count);
+      if (rv != CKR_OK) {
+        reply.notes.push_back(Err("C_GetSlotList", rv));
+        continue;
+      }
+      slots.resize(std::min<std::size_t>(count, slots.size()));
+    }
+    for (CK_SLOT_ID slot : slots) impl_->ListSlot(f, slot, uri.get(), reply);
+  }
+  if (reply.identities.empty() && reply.result == HelperResult::kOk) {
+    reply.result = HelperResult::kNoToken;
+    reply.message = "no certificate with a key ID on any present token";
+  }
+}
+
+void Pkcs11::Impl::ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri,
+                            core::ListReply& reply) {
+  CK_SLOT_INFO slot_info;
+  CK_TOKEN_INFO token;
+  if (f->C_GetSlotInfo(slot, &slot_info) != CKR_OK) return;
+  CK_RV rv = f->C_GetTokenInfo(slot, &token);
+  if (rv != CKR_OK) {
+    reply.notes.push_back(PaddedField(slot_info.slotDescription) + ": " + Err("C_GetTokenInfo", rv));
+    return;
+  }
+  if (uri != nullptr && (!p11_kit_uri_match_slot_info(uri, &slot_info) ||
+                         !p11_kit_uri_match_token_info(uri, &token))) {
+    return;
+  }
+  std::string label = PaddedField(token.label);
+  CK_SESSION_HANDLE h;
+  rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
+  if (rv != CKR_OK) {
+    reply.notes.push_back(label + ": " + Err("C_OpenSession", rv));
+    return;
+  }
+  Session session(f, h);
+
+  std::vector<std::uint64_t> mechanisms;
+  CK_ULONG mech_count = 0;
+  if (f->C_GetMechanismList(slot, nullptr, &mech_count) == CKR_OK && mech_count > 0 && mech_count < 4096) {
+    std::vector<CK_MECHANISM_TYPE> list(mech_count);
+    if (f->C_GetMechanismList(slot, list.data(), &mech_count) == CKR_OK) {
+      list.resize(std::min<std::size_t>(mech_count, list.size()));
+      for (std::uint64_t known : core::kKnownMechanisms) {
+        if (std::find(list.begin(), list.end(), known) != list.end()) mechanisms.push_back(known);
+      }
+    }
+  }
+
+  CK_OBJECT_CLASS cert_class = CKO_CERTIFICATE;
+  CK_CERTIFICATE_TYPE cert_type = CKC_X_509;
+  CK_ATTRIBUTE cert_tmpl[] = {{CKA_CLASS, &cert_class, sizeof cert_class},
+                              {CKA_CERTIFICATE_TYPE, &cert_type, sizeof cert_type}};
+  CK_RV find_rv = CKR_OK;
+  auto certs = FindObjects(f, h, cert_tmpl, 2, core::kMaxIdentities, &find_rv);
+  if (find_rv != CKR_OK) reply.notes.push_back(label + ": " + Err("C_FindObjects", find_rv));
+  for (CK_OBJECT_HANDLE cert : certs) {
+    if (reply.identities.size() >= core::kMaxIdentities) {
+      reply.notes.push_back("more than " + std::to_string(core::kMaxIdentities) + " identities, rest ignored");
+      return;
+    }
+    auto der = GetBytes(f, h, cert, CKA_VALUE, core::kMaxCertBytes);
+    auto id = GetBytes(f, h, cert, CKA_ID, 255);
+    if (!der || der->empty()) continue;
+    if (!id || id->empty()) {
+      reply.notes.push_back(label + ": certificate without CKA_ID skipped");
+      continue;
+    }
+    core::TokenIdentity t;
+    t.id = static_cast<std::uint32_t>(table.size());
+    t.slot_description = PaddedField(slot_info.slotDescription);
+    t.token_label = label;
+    t.token_serial = PaddedField(token.serialNumber);
+    t.token_model = PaddedField(token.model);
+    t.token_manufacturer = PaddedField(token.manufacturerID);
+    t.token_flags = static_cast<std::uint32_t>(token.flags);
+    t.min_pin = token.ulMinPinLen == CK_UNAVAILABLE_INFORMATION ? 0 : static_cast<std::uint32_t>(token.ulMinPinLen);
+    t.max_pin = token.ulMaxPinLen == CK_UNAVAILABLE_INFORMATION ? 0 : static_cast<std::uint32_t>(std::min<CK_ULONG>(token.ulMaxPinLen, 0xffffffffUL));
+    t.cert_der = std::move(*der);
+    t.key_id = *id;
+    auto cert_label = GetBytes(f, h, cert, CKA_LABEL, 255);
+    if (cert_label) {
+      t.cert_label.assign(cert_label->begin(), cert_label->end());
+      for (char& c : t.cert_label) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) c = '?';
+      }
+    }
+    CK_OBJECT_CLASS key_class = CKO_PRIVATE_KEY;
+    CK_ATTRIBUTE key_tmpl[] = {{CKA_CLASS, &key_class, sizeof key_class},
+                               {CKA_ID, id->data(), id->size()}};
+    auto keys = FindObjects(f, h, key_tmpl, 2, 4, &find_rv);
+    t.key_visible = !keys.empty();
+    if (!keys.empty()) t.always_authenticate = GetBool(f, h, keys[0], CKA_ALWAYS_AUTHENTICATE).value_or(false);
+    t.mechanisms = mechanisms;
+    table.push_back(IdentityRef{f, slot, *id, t.always_authenticate});
+    reply.identities.push_back(std::move(t));
+  }
+}
+
+core::SignReply Pkcs11::Sign(const core::SignRequest& request) { return impl_->Sign(request); }
+
+core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
+  core::SignReply reply;
+  auto fail = [&](HelperResult r, std::string message) {
+    reply.result = r;
+    reply.message = std::move(message);
+    reply.signature.clear();
+    return reply;
+  };
+  if (request.id >= table.size()) return fail(HelperResult::kBadRequest, "unknown identity");
+  if (request.data.empty()) return fail(HelperResult::kBadRequest, "nothing to sign");
+  if (!request.protected_path && request.pin.empty()) {
+    // Never reaches C_Login: an empty PIN is refused before the card.
+    return fail(HelperResult::kBadRequest, "empty PIN");
+  }
+  bool known = false;
+  for (std::uint64_t m : core::kKnownMechanisms) known = known || m == request.mechanism;
+  if (!known) return fail(HelperResult::kBadRequest, "mechanism not allowed");
+  const IdentityRef& ref = table[request.id];
+  CK_FUNCTION_LIST* f = ref.module;
+
+  auto token_flags = [&]() -> std::uint32_t {
+    CK_TOKEN_INFO info;
+    if (f->C_GetTokenInfo(ref.slot, &info) != CKR_OK) return 0;
+    return static_cast<std::uint32_t>(info.flags);
+  };
+
+  CK_SESSION_HANDLE h;
+  CK_RV rv = f->C_OpenSession(ref.slot, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
+  if (rv != CKR_OK) {
+    HelperResult r = LoginResult(rv);
+    return fail(r == HelperResult::kTokenRemoved || rv == CKR_SLOT_ID_INVALID ? HelperResult::kTokenRemoved : HelperResult::kInternal,
+                Err("C_OpenSession", rv));
+  }
+  Session session(f, h);
+
+  // The PIN pointer is only valid during this call; PKCS#11 takes CK_UTF8CHAR*.
+  auto* pin = request.protected_path ? nullptr : const_cast<CK_UTF8CHAR*>(request.pin.data());
+  CK_ULONG pin_len = request.protected_path ? 0 : request.pin.size();
+  rv = f->C_Login(h, CKU_USER, pin, pin_len);
+  if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+    // Someone else's login is no proof: log out and verify this PIN.
+    f->C_Logout(h);
+    rv = f->C_Login(h, CKU_USER, pin, pin_len);
+  }
+  if (rv != CKR_OK) {
+    reply.token_flags = token_flags();
+    return fail(LoginResult(rv), Err("C_Login", rv));
+  }
+  struct Logout {
+    CK_FUNCTION_LIST* f;
+    CK_SESSION_HANDLE h;
+    ~Logout() { f->C_Logout(h); }
+  } logout{f, h};
+
+  CK_OBJECT_CLASS key_class = CKO_PRIVATE_KEY;
+  std::vector<std::uint8_t> key_id = ref.key_id;
+  CK_ATTRIBUTE key_tmpl[] = {{CKA_CLASS, &key_class, sizeof key_class},
+                             {CKA_ID, key_id.data(), key_id.size()}};
+  CK_RV find_rv = CKR_OK;
+  auto keys = FindObjects(f, h, key_tmpl, 2, 2, &find_rv);
+  if (keys.empty()) {
+    reply.token_flags = token_flags();
+    return fail(HelperResult::kKeyNotFound, "no private key with the certificate's CKA_ID");
+  }
+  bool always_auth = GetBool(f, h, keys[0], CKA_ALWAYS_AUTHENTICATE).value_or(ref.always_authenticate);
+
+  // PSS parameters match crypto::VerifyCardSignature: SHA-256, MGF1-SHA-256, 32-byte salt.
+  CK_RSA_PKCS_PSS_PARAMS pss{CKM_SHA256, CKG_MGF1_SHA256, 32};
+  CK_MECHANISM mech{static_cast<CK_MECHANISM_TYPE>(request.mechanism), nullptr, 0};
+  if (request.mechanism == CKM_RSA_PKCS_PSS) {
+    mech.pParameter = &pss;
+    mech.ulParameterLen = sizeof pss;
+  }
+  rv = f->C_SignInit(h, &mech, keys[0]);
+  if (rv != CKR_OK) return fail(LoginResult(rv) == HelperResult::kTokenRemoved ? HelperResult::kTokenRemoved : HelperResult::kSignFailed, Err("C_SignInit", rv));
+  if (always_auth) {
+    rv = f->C_Login(h, CKU_CONTEXT_SPECIFIC, pin, pin_len);
+    if (rv != CKR_OK) {
+      reply.token_flags = token_flags();
+      return fail(LoginResult(rv), Err("C_Login(context specific)", rv));
+    }
+  }
+  std::vector<std::uint8_t> data = request.data;
+  std::vector<std::uint8_t> sig(1024);
+  CK_ULONG sig_len = sig.size();
+  rv = f->C_Sign(h, data.data(), data.size(), sig.data(), &sig_len);
+  if (rv != CKR_OK) {
+    return fail(LoginResult(rv) == HelperResult::kTokenRemoved ? HelperResult::kTokenRemoved : HelperResult::kSignFailed, Err("C_Sign", rv));
+  }
+  if (sig_len == 0 || sig_len > sig.size()) return fail(HelperResult::kSignFailed, "C_Sign returned a bad length");
+  sig.resize(sig_len);
+  reply.signature = std::move(sig);
+  reply.token_flags = token_flags();
+  reply.result = HelperResult::kOk;
+  return reply;
+}
+
+}  // namespace sc::pkcs11

@@ -1,0 +1,421 @@
+// sc_auth: pair smart cards with users and inspect what the module sees.
+// Shares its core with the module (config, pairings, helper, verification).
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "auth/card_session.h"
+#include "core/accounts.h"
+#include "core/config.h"
+#include "core/pairings.h"
+#include "core/secure_file.h"
+#include "core/strings.h"
+
+namespace {
+
+using sc::core::Code;
+using sc::core::Status;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+class StderrLogger : public sc::core::Logger {
+ public:
+  void Log(sc::core::LogLevel level, std::string_view message) override {
+    if (level == sc::core::LogLevel::kDebug) {
+      std::cerr << "sc_auth: debug: " << message << "\n";
+    } else if (level >= sc::core::LogLevel::kWarning) {
+      std::cerr << "sc_auth: " << message << "\n";
+    }
+  }
+};
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", u);
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+struct Cli {
+  std::string config_path = sc::core::kDefaultConfigPath;
+  std::string service;
+  bool json = false;
+  bool debug = false;
+  std::string command;
+  std::map<char, std::string> opts;  // -u -h -l
+};
+
+void Usage(std::ostream& out) {
+  out << "usage: sc_auth [--config PATH] [--service NAME] [--json] [--debug] COMMAND\n"
+         "  identities                         identities on inserted cards\n"
+         "  pair -u USER [-h HASH] [-l LABEL]  pair a card key with USER (asks the PIN)\n"
+         "  unpair -u USER [-h HASH]           remove pairings of USER\n"
+         "  list [-u USER]                     show pairings\n";
+}
+
+// ReadPin reads the PIN without echo from a terminal, or one line from a
+// non-terminal standard input (scripts, tests).
+sc::core::Result<sc::core::SecretBytes> ReadPin(const std::string& prompt) {
+  bool tty = isatty(STDIN_FILENO) == 1;
+  struct termios saved {};
+  if (tty) {
+    std::cerr << prompt << std::flush;
+    if (tcgetattr(STDIN_FILENO, &saved) != 0) return Status(Code::kInternal, "tcgetattr failed");
+    struct termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  sc::core::SecretBytes pin;
+  unsigned char buf[sc::core::kMaxPinBytes + 1];
+  std::size_t n = 0;
+  bool line_done = false;
+  while (n < sizeof buf) {
+    unsigned char c;
+    ssize_t r = read(STDIN_FILENO, &c, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    if (c == '\n') {
+      line_done = true;
+      break;
+    }
+    buf[n++] = c;
+  }
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    std::cerr << "\n";
+  }
+  if (n > 0 && buf[n - 1] == '\r') --n;
+  pin.Assign(buf, n);
+  OPENSSL_cleanse(buf, sizeof buf);
+  if (!line_done && n == sizeof buf) return Status(Code::kDenied, "PIN too long");
+  if (pin.empty()) return Status(Code::kCredInsufficient, "empty PIN");
+  return pin;
+}
+
+// WriteAtomically replaces path with content: temp file in the same
+// directory, fsync, rename, fsync of the directory.
+Status WriteAtomically(const std::string& path, const std::string& content) {
+  std::string dir = path.substr(0, path.find_last_of('/'));
+  if (dir.empty()) dir = "/";
+  std::string base = path.substr(path.find_last_of('/') + 1);
+  std::string tmpl = dir + "/." + base + ".XXXXXX";
+  std::vector<char> name(tmpl.begin(), tmpl.end());
+  name.push_back('\0');
+  int fd = mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) return Status(Code::kInternal, "cannot create a temporary file in " + dir + ": " + std::strerror(errno));
+  std::string tmp(name.data());
+  auto fail = [&](const std::string& what) {
+    int err = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    return Status(Code::kInternal, what + ": " + std::strerror(err));
+  };
+  if (fchmod(fd, 0644) != 0) return fail("fchmod");
+  std::size_t done = 0;
+  while (done < content.size()) {
+    ssize_t w = write(fd, content.data() + done, content.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return fail("write");
+    done += static_cast<std::size_t>(w);
+  }
+  if (fsync(fd) != 0) return fail("fsync");
+  if (close(fd) != 0) {
+    unlink(tmp.c_str());
+    return Status(Code::kInternal, std::string("close: ") + std::strerror(errno));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    unlink(tmp.c_str());
+    return Status(Code::kInternal, "rename to " + path + ": " + std::strerror(err));
+  }
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return Status::Ok();
+}
+
+// PairingsLock serialises writers of the pairings file (flock on PATH.lock).
+class PairingsLock {
+ public:
+  Status Acquire(const std::string& path) {
+    fd_ = open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd_ < 0) return Status(Code::kInternal, "cannot open " + path + ".lock: " + std::strerror(errno));
+    while (flock(fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) return Status(Code::kInternal, std::string("flock: ") + std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+  ~PairingsLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// EditPairings applies edit to the pairings file under the lock.
+template <typename Edit>
+Status EditPairings(const std::string& path, Edit edit) {
+  PairingsLock lock;
+  SC_RETURN_IF_ERROR(lock.Acquire(path));
+  auto text = sc::core::ReadTrustedFile(path, sc::core::kMaxPairingsBytes, /*missing_ok=*/true);
+  if (!text.ok()) return text.status();
+  auto updated = edit(*text);
+  if (!updated.ok()) return updated.status();
+  return WriteAtomically(path, *updated);
+}
+
+void AuditLog(const std::string& message) {
+  openlog("sc_auth", LOG_PID, LOG_AUTHPRIV);
+  syslog(LOG_NOTICE, "%s (by uid %u)", message.c_str(), static_cast<unsigned>(getuid()));
+  closelog();
+}
+
+int Report(const Status& status) {
+  if (status.ok()) return kExitOk;
+  std::cerr << "sc_auth: " << status.message() << "\n";
+  return status.code() == Code::kUsage ? kExitUsage : kExitFailed;
+}
+
+sc::core::Result<sc::core::PairingsFile> LoadPairings(const sc::core::Options& options) {
+  auto text = sc::core::ReadTrustedFile(options.pairings_file, sc::core::kMaxPairingsBytes, true);
+  if (!text.ok()) return text.status();
+  sc::core::PairingsFile file = sc::core::ParsePairings(*text);
+  for (const std::string& p : file.problems) {
+    std::cerr << "sc_auth: " << options.pairings_file << ": " << p << " (ignored)\n";
+  }
+  return file;
+}
+
+int CmdList(const Cli& cli, const sc::core::Options& options) {
+  auto file = LoadPairings(options);
+  if (!file.ok()) return Report(file.status());
+  auto it = cli.opts.find('u');
+  std::string only = it == cli.opts.end() ? "" : it->second;
+  bool first = true;
+  if (cli.json) std::cout << "[";
+  for (const sc::core::Pairing& p : file->pairings) {
+    if (!only.empty() && p.user != only) continue;
+    if (cli.json) {
+      std::cout << (first ? "" : ",") << "\n  {\"user\": " << JsonString(p.user)
+                << ", \"key\": " << JsonString(p.key_hash) << ", \"paired_at\": "
+                << JsonString(p.paired_at) << ", \"label\": " << JsonString(p.label) << "}";
+    } else {
+      std::cout << p.user << "\t" << p.key_hash << "\t" << p.paired_at << "\t" << p.label << "\n";
+    }
+    first = false;
+  }
+  if (cli.json) std::cout << (first ? "]\n" : "\n]\n");
+  return kExitOk;
+}
+
+int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log) {
+  auto file = LoadPairings(options);
+  if (!file.ok()) return Report(file.status());
+  auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
+  if (!session.ok()) return Report(session.status());
+  bool first = true;
+  if (cli.json) std::cout << "[";
+  for (const auto& id : (*session)->identities()) {
+    auto users = sc::core::UsersForKey(*file, id.cert.spki_sha256());
+    std::string paired;
+    for (const auto& u : users) paired += (paired.empty() ? "" : ",") + u;
+    std::string trust = "not checked (check_certificate_trust=" +
+                        std::string(sc::core::TrustLevelName(options.check_certificate_trust)) + ")";
+    if (cli.json) {
+      std::cout << (first ? "" : ",") << "\n  {\"reader\": " << JsonString(id.token.slot_description)
+                << ", \"token\": " << JsonString(id.token.token_label)
+                << ", \"serial\": " << JsonString(id.token.token_serial)
+                << ", \"key_type\": " << JsonString(id.cert.key_info().Describe())
+                << ", \"subject\": " << JsonString(id.cert.Subject())
+                << ", \"issuer\": " << JsonString(id.cert.Issuer())
+                << ", \"not_before\": " << JsonString(id.cert.NotBefore())
+                << ", \"not_after\": " << JsonString(id.cert.NotAfter())
+                << ", \"key\": " << JsonString(id.cert.spki_sha256())
+                << ", \"trust\": " << JsonString(trust) << ", \"paired_with\": [";
+      for (std::size_t i = 0; i < users.size(); ++i) std::cout << (i ? ", " : "") << JsonString(users[i]);
+      std::cout << "]}";
+    } else {
+      std::cout << "reader:    " << id.token.slot_description << "\n"
+                << "token:     " << id.token.token_label << " (serial " << id.token.token_serial << ")\n"
+                << "key:       " << id.cert.key_info().Describe() << "\n"
+                << "subject:   " << id.cert.Subject() << "\n"
+                << "issuer:    " << id.cert.Issuer() << "\n"
+                << "validity:  " << id.cert.NotBefore() << " .. " << id.cert.NotAfter() << "\n"
+                << "hash:      " << id.cert.spki_sha256() << "\n"
+                << "trust:     " << trust << "\n"
+                << "paired:    " << (paired.empty() ? "(nobody)" : paired) << "\n\n";
+    }
+    first = false;
+  }
+  if (cli.json) std::cout << "\n]\n";
+  return kExitOk;
+}
+
+int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log) {
+  auto u = cli.opts.find('u');
+  if (u == cli.opts.end()) return Report(Status(Code::kUsage, "pair needs -u USER"));
+  const std::string& user = u->second;
+  auto account = sc::core::LookupAccount(user);
+  if (!account.ok()) return Report(Status(Code::kDenied, "refusing to pair: " + account.status().message()));
+  std::string want_hash;
+  if (auto h = cli.opts.find('h'); h != cli.opts.end()) {
+    auto normal = sc::core::NormalizeKeyHash(h->second);
+    if (!normal) return Report(Status(Code::kUsage, "-h wants sha256:<64 hex digits>"));
+    want_hash = *normal;
+  }
+  auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
+  if (!session.ok()) return Report(session.status());
+  const sc::auth::CardIdentity* chosen = nullptr;
+  const auto& ids = (*session)->identities();
+  if (!want_hash.empty()) {
+    for (const auto& id : ids) {
+      if (id.cert.spki_sha256() == want_hash) chosen = &id;
+    }
+    if (chosen == nullptr) return Report(Status(Code::kDenied, "no identity with " + want_hash + " on the card"));
+  } else if (ids.size() == 1) {
+    chosen = &ids.front();
+  } else {
+    std::cerr << "sc_auth: several identities; choose one with -h:\n";
+    for (const auto& id : ids) std::cerr << "  " << id.cert.spki_sha256() << "  " << id.cert.Subject() << "\n";
+    return kExitFailed;
+  }
+  std::string label = chosen->token.token_label;
+  if (auto l = cli.opts.find('l'); l != cli.opts.end()) label = l->second;
+  if (sc::core::HasControlChars(label) || label.size() > 200) {
+    return Report(Status(Code::kUsage, "the label may not contain control characters or exceed 200 bytes"));
+  }
+  if (chosen->token.token_flags & sc::auth::kFlagUserPinLocked) {
+    return Report(Status(Code::kLocked, "PIN locked: contact your administrator"));
+  }
+  // Proof of possession before anything is written.
+  sc::auth::ProofOutcome outcome;
+  Status proved;
+  if (chosen->token.token_flags & sc::auth::kFlagProtectedAuthPath) {
+    std::cerr << "Enter your PIN on the reader's PIN pad\n";
+    proved = (*session)->Prove(*chosen, sc::core::SecretBytes(), true, &outcome);
+  } else {
+    auto pin = ReadPin(sc::core::ExpandPrompt(options.pin_prompt, chosen->token.token_label));
+    if (!pin.ok()) return Report(pin.status());
+    if (!sc::auth::PinLengthOk(chosen->token, pin->size())) {
+      return Report(Status(Code::kDenied, "PIN length outside the token's limits"));
+    }
+    proved = (*session)->Prove(*chosen, *pin, false, &outcome);
+  }
+  if (!proved.ok()) return Report(Status(proved.code(), "card check failed: " + proved.message()));
+
+  sc::core::Pairing pairing{user, chosen->cert.spki_sha256(), sc::core::FormatTimestamp(std::time(nullptr)), label, 0};
+  Status written = EditPairings(options.pairings_file, [&](const std::string& text) {
+    return sc::core::AppendPairing(text, pairing, options.one_card_per_user);
+  });
+  if (!written.ok()) return Report(written);
+  AuditLog("paired " + user + " with " + pairing.key_hash + " (" + label + ")");
+  std::cout << "paired " << user << " with " << pairing.key_hash << "\n";
+  return kExitOk;
+}
+
+int CmdUnpair(const Cli& cli, const sc::core::Options& options) {
+  auto u = cli.opts.find('u');
+  if (u == cli.opts.end()) return Report(Status(Code::kUsage, "unpair needs -u USER"));
+  std::string hash;
+  if (auto h = cli.opts.find('h'); h != cli.opts.end()) {
+    auto normal = sc::core::NormalizeKeyHash(h->second);
+    if (!normal) return Report(Status(Code::kUsage, "-h wants sha256:<64 hex digits>"));
+    hash = *normal;
+  }
+  int removed = 0;
+  Status written = EditPairings(options.pairings_file, [&](const std::string& text) -> sc::core::Result<std::string> {
+    std::string out = sc::core::RemovePairings(text, u->second, hash, &removed);
+    if (removed == 0) return Status(Code::kDenied, "no matching pairing for " + u->second);
+    return out;
+  });
+  if (!written.ok()) return Report(written);
+  AuditLog("unpaired " + u->second + (hash.empty() ? " (all keys)" : " from " + hash));
+  std::cout << "removed " << removed << " pairing(s) of " << u->second << "\n";
+  return kExitOk;
+}
+
+int Main(int argc, char** argv) {
+  Cli cli;
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") {
+      cli.json = true;
+    } else if (a == "--debug") {
+      cli.debug = true;
+    } else if ((a == "--config" || a == "--service") && i + 1 < argc) {
+      (a == "--config" ? cli.config_path : cli.service) = argv[++i];
+    } else if (a == "--help" || a == "-?") {
+      Usage(std::cout);
+      return kExitOk;
+    } else if (!a.empty() && a[0] != '-' && cli.command.empty()) {
+      cli.command = a;
+    } else if (a.size() == 2 && a[0] == '-' && std::string("uhl").find(a[1]) != std::string::npos &&
+               i + 1 < argc) {
+      cli.opts[a[1]] = argv[++i];
+    } else {
+      Usage(std::cerr);
+      return kExitUsage;
+    }
+  }
+  if (cli.command.empty()) {
+    Usage(std::cerr);
+    return kExitUsage;
+  }
+  sc::core::ModuleArgs args;
+  args.config_path = cli.config_path;
+  auto options = sc::core::LoadOptions(args, cli.service);
+  if (!options.ok()) return Report(options.status());
+  StderrLogger log;
+  log.set_debug(cli.debug || options->debug);
+  if (cli.command == "list") return CmdList(cli, *options);
+  if (cli.command == "identities") return CmdIdentities(cli, *options, log);
+  if (cli.command == "pair") return CmdPair(cli, *options, log);
+  if (cli.command == "unpair") return CmdUnpair(cli, *options);
+  std::cerr << "sc_auth: unknown command '" << cli.command << "'\n";
+  Usage(std::cerr);
+  return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "sc_auth: internal error: " << e.what() << "\n";
+  }
+  return kExitFailed;
+}

@@ -24,8 +24,12 @@ Result<Account> LookupAccount(const std::string& name) {
          buf.size() < (1u << 20)) {
     buf.resize(buf.size() * 2);
   }
-  if (rc != 0) return InternalError(std::string("getpwnam_r: ") + std::strerror(rc));
-  if (result == nullptr) return Status(Code::kUserUnknown, "unknown user " + name);
+  // "Not found" is 0 with a NULL result, but NSS backends also report it as
+  // ENOENT, ESRCH, EBADF or EPERM (getpwnam_r(3)).
+  if (result == nullptr && (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM)) {
+    return Status(Code::kUserUnknown, "unknown user " + name);
+  }
+  if (rc != 0 || result == nullptr) return InternalError(std::string("getpwnam_r: ") + std::strerror(rc));
   Account a;
   a.name = pw.pw_name;
   a.uid = pw.pw_uid;

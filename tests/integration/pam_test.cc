@@ -1,1 +1,854 @@
+// Integration tests: real libpam (pam_start_confdir with a private service
+// directory) loading the built pam_smartcard.so, which spawns the built
+// sc-helper against SoftHSM2 tokens made by tests/fixtures/make-fixtures.sh
+// and the mock PKCS#11 module (tests/mock) for fault injection.
+//
+// Environment (set by run-integration.sh): FIXTURES (fixtures dir),
+// abs_top_builddir, and nss_wrapper's variables so alice, bob... exist.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <security/pam_appl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::map<std::string, std::string> g_env;  // fixtures.env
+std::string g_build;                       // abs_top_builddir
+
+std::string Fx(const std::string& key) {
+  auto it = g_env.find(key);
+  if (it == g_env.end()) {
+    ADD_FAILURE() << "fixtures.env lacks " << key;
+    return {};
+  }
+  return it->second;
+}
+
+void WriteFile(const fs::path& path, const std::string& content, mode_t mode = 0644) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << content;
+  chmod(path.c_str(), mode);
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Conversation script and record.
+struct ConvState {
+  std::deque<std::string> answers;  // answers to prompts, in order
+  bool fail = false;                // return PAM_CONV_ERR
+  bool null_reply = false;          // return PAM_SUCCESS with resp = NULL
+  std::vector<std::string> prompts;
+  std::vector<std::string> infos;
+  std::vector<std::string> errors;
+};
+
+int Converse(int n, const struct pam_message** msgs, struct pam_response** resp, void* data) {
+  auto* st = static_cast<ConvState*>(data);
+  if (st->fail) return PAM_CONV_ERR;
+  auto* replies = static_cast<pam_response*>(calloc(static_cast<size_t>(n), sizeof(pam_response)));
+  for (int i = 0; i < n; ++i) {
+    const pam_message* m = msgs[i];
+    switch (m->msg_style) {
+      case PAM_PROMPT_ECHO_OFF:
+      case PAM_PROMPT_ECHO_ON:
+        st->prompts.emplace_back(m->msg);
+        if (st->null_reply) {
+          free(replies);
+          *resp = nullptr;
+          return PAM_SUCCESS;
+        }
+        if (st->answers.empty()) {
+          free(replies);
+          return PAM_CONV_ERR;
+        }
+        replies[i].resp = strdup(st->answers.front().c_str());
+        st->answers.pop_front();
+        break;
+      case PAM_TEXT_INFO:
+        st->infos.emplace_back(m->msg);
+        break;
+      case PAM_ERROR_MSG:
+        st->errors.emplace_back(m->msg);
+        break;
+    }
+  }
+  *resp = replies;
+  return PAM_SUCCESS;
+}
+
+unsigned g_requested_delay = 0;
+void RecordDelay(int /*retval*/, unsigned usec_delay, void* /*appdata*/) { g_requested_delay = usec_delay; }
+
+struct PamOutcome {
+  int rc = -1;
+  int acct_rc = -1;
+  std::string final_user;
+  double seconds = 0;
+};
+
+class PamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(g_build) / "tests/work/cases" / (std::string(info->test_suite_name()) + "." + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "pam.d");
+    config_ = dir_ / "pam_smartcard.conf";
+    pairings_ = dir_ / "smartcard_pairings";
+    mock_log_ = dir_ / "mock.log";
+    stack_ = "auth required " + Module() + " config=" + config_.string() + "\n";
+  }
+
+  static std::string Module() { return g_build + "/.libs/pam_smartcard.so"; }
+
+  // SoftHsmConfig: a config for one SoftHSM card.
+  std::string SoftHsmConfig(const std::string& card_conf_key, const std::string& extra = "") {
+    return "[global]\n"
+           "pkcs11_module = " + Fx("SOFTHSM_MODULE") + "\n"
+           "module_env = SOFTHSM2_CONF=" + Fx(card_conf_key) + "\n"
+           "pcsc_check = no\n"
+           "timeout = 10\n"
+           "helper = " + g_build + "/sc-helper\n"
+           "pairings_file = " + pairings_.string() + "\n" + extra;
+  }
+
+  // MockConfig: the mock module holding user's certificate and key.
+  std::string MockConfig(const std::string& user_cert, const std::string& env, const std::string& extra = "") {
+    std::string certs = Fx("FIXTURES") + "/certs/";
+    return "[global]\n"
+           "pkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+           "module_env = MOCK_P11_CERT=" + certs + user_cert + ".pem MOCK_P11_KEY=" + certs + user_cert +
+           ".key MOCK_P11_LOG=" + mock_log_.string() + " " + env + "\n"
+           "pcsc_check = no\n"
+           "timeout = 2\n"
+           "helper = " + g_build + "/sc-helper\n"
+           "pairings_file = " + pairings_.string() + "\n" + extra;
+  }
+
+  void Pair(const std::string& user, const std::string& spki_key) {
+    std::ofstream(pairings_, std::ios::app) << user << " " << Fx(spki_key) << " 2026-11-28T12:00:00Z test card\n";
+    chmod(pairings_.c_str(), 0644);
+  }
+
+  void Setup(const std::string& config) { WriteFile(config_, config); }
+
+  PamOutcome Run(const std::string& user, bool account = false) {
+    WriteFile(dir_ / "pam.d" / "sctest", stack_ + "account required " + Module() + " config=" + config_.string() +
+                                                "\naccount required pam_permit.so\n");
+    PamOutcome out;
+    struct pam_conv conv {Converse, &conv_};
+    pam_handle_t* pamh = nullptr;
+    int rc = pam_start_confdir("sctest", user.empty() ? nullptr : user.c_str(), &conv,
+                               (dir_ / "pam.d").c_str(), &pamh);
+    EXPECT_EQ(rc, PAM_SUCCESS);
+    if (rc != PAM_SUCCESS) return out;
+    pam_set_item(pamh, PAM_FAIL_DELAY, reinterpret_cast<const void*>(&RecordDelay));
+    auto start = std::chrono::steady_clock::now();
+    out.rc = pam_authenticate(pamh, 0);
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (account) out.acct_rc = pam_acct_mgmt(pamh, 0);
+    const void* item = nullptr;
+    if (pam_get_item(pamh, PAM_USER, &item) == PAM_SUCCESS && item != nullptr) {
+      out.final_user = static_cast<const char*>(item);
+    }
+    pam_end(pamh, out.rc);
+    return out;
+  }
+
+  int MockLogins() {
+    std::string log = ReadFile(mock_log_);
+    int n = 0;
+    for (std::size_t pos = 0; (pos = log.find("C_Login", pos)) != std::string::npos; ++pos) ++n;
+    return n;
+  }
+
+  static bool Contains(const std::vector<std::string>& v, const std::string& needle) {
+    for (const auto& s : v) {
+      if (s.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  fs::path dir_, config_, pairings_, mock_log_;
+  std::string stack_;
+  ConvState conv_;
+};
+
+// --- success paths -----------------------------------------------------------
+
+TEST_F(PamTest, RsaCardWithGoodPinSucceeds) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  auto out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_SUCCESS);
+  ASSERT_EQ(conv_.prompts.size(), 1u);
+  EXPECT_EQ(conv_.prompts[0], "PIN for alice-rsa: ");
+}
+
+TEST_F(PamTest, EcP256CardWithoutPublicKeyObjectSucceeds) {
+  Setup(SoftHsmConfig("BOB_EC_CONF"));
+  Pair("bob", "BOB_EC_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("bob").rc, PAM_SUCCESS);
+}
+
+TEST_F(PamTest, EcP384CardSucceeds) {
+  Setup(SoftHsmConfig("CAROL_P384_CONF"));
+  Pair("carol", "CAROL_P384_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("carol").rc, PAM_SUCCESS);
+}
+
+TEST_F(PamTest, GenuineCardWithoutPublicKeyObjectSucceeds) {
+  Setup(SoftHsmConfig("ALICE_NOPUB_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+}
+
+TEST_F(PamTest, PinPromptIsConfigurable) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "pin_prompt = \"Card PIN (%t): \"\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  ASSERT_EQ(conv_.prompts.size(), 1u);
+  EXPECT_EQ(conv_.prompts[0], "Card PIN (alice-rsa): ");
+}
+
+TEST_F(PamTest, ModuleArgumentOverridesConfigFile) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "pin_prompt = from file\n"));
+  stack_ = "auth required " + Module() + " config=" + config_.string() + " [pin_prompt=Arg PIN: ]\n";
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  ASSERT_EQ(conv_.prompts.size(), 1u);
+  EXPECT_EQ(conv_.prompts[0], "Arg PIN: ");
+}
+
+TEST_F(PamTest, ServiceSectionOverridesGlobal) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "[service sctest]\npin_prompt = \"Service PIN: \"\n[service other]\npin_prompt = no\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  ASSERT_EQ(conv_.prompts.size(), 1u);
+  EXPECT_EQ(conv_.prompts[0], "Service PIN: ");
+}
+
+// --- PIN failures ------------------------------------------------------------
+
+TEST_F(PamTest, WrongPinIsAuthErr) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"654321"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_TRUE(Contains(conv_.errors, "Wrong PIN"));
+  EXPECT_GT(g_requested_delay, 0u) << "failures must request pam_fail_delay";
+}
+
+TEST_F(PamTest, EmptyPinIsCredInsufficientWithoutLogin) {
+  Setup(MockConfig("alice-rsa", ""));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {""};
+  EXPECT_EQ(Run("alice").rc, PAM_CRED_INSUFFICIENT);
+  EXPECT_EQ(MockLogins(), 0);
+}
+
+TEST_F(PamTest, ConversationErrorIsCredInsufficientWithoutLogin) {
+  Setup(MockConfig("alice-rsa", ""));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.fail = true;
+  EXPECT_EQ(Run("alice").rc, PAM_CRED_INSUFFICIENT);
+  EXPECT_EQ(MockLogins(), 0);
+}
+
+TEST_F(PamTest, NullConversationReplyIsCredInsufficientWithoutLogin) {
+  Setup(MockConfig("alice-rsa", ""));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.null_reply = true;
+  EXPECT_EQ(Run("alice").rc, PAM_CRED_INSUFFICIENT);
+  EXPECT_EQ(MockLogins(), 0);
+}
+
+TEST_F(PamTest, PinOutsideTokenLengthLimitsIsRefusedWithoutLogin) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_MIN_PIN=6 MOCK_P11_MAX_PIN=8"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"1234"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_EQ(MockLogins(), 0);
+  EXPECT_TRUE(Contains(conv_.errors, "6-8"));
+}
+
+TEST_F(PamTest, LockedPinIsMaxTriesWithoutLogin) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_FLAGS=locked"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_MAXTRIES);
+  EXPECT_EQ(MockLogins(), 0);
+  EXPECT_TRUE(conv_.prompts.empty());
+  EXPECT_TRUE(Contains(conv_.errors, "PIN locked: contact your administrator"));
+}
+
+TEST_F(PamTest, FinalTryIsAnnouncedBeforeThePrompt) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_FLAGS=final_try"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_TRUE(Contains(conv_.infos, "last PIN try"));
+}
+
+TEST_F(PamTest, CountLowIsAnnounced) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_FLAGS=count_low"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_TRUE(Contains(conv_.infos, "few PIN tries left"));
+}
+
+TEST_F(PamTest, WrongPinReportsTriesLeftAndLock) {
+  fs::path counter = dir_ / "counter";
+  WriteFile(counter, "2\n");
+  Setup(MockConfig("alice-rsa", "MOCK_P11_COUNTER=" + counter.string()));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"999999"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_TRUE(Contains(conv_.errors, "Wrong PIN, 1 try left")) << conv_.errors.size();
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  auto out = Run("alice");  // one try left: the good PIN still works
+  EXPECT_EQ(out.rc, PAM_SUCCESS);
+  EXPECT_TRUE(Contains(conv_.infos, "last PIN try"));
+}
+
+TEST_F(PamTest, PinPadReaderNeedsNoPrompt) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_FLAGS=pinpad"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_TRUE(conv_.prompts.empty());
+  EXPECT_TRUE(Contains(conv_.infos, "PIN pad"));
+}
+
+TEST_F(PamTest, AlreadyLoggedInIsNoProofOfThePin) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_ALREADY_LOGGED_IN=1"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"000000"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+}
+
+TEST_F(PamTest, AlwaysAuthenticateKeySucceeds) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_ALWAYS_AUTH=1 MOCK_P11_KEY_PRIVATE=1"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+}
+
+TEST_F(PamTest, PssOnlyTokenSucceeds) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_MECHS=rsa_pss"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_NE(ReadFile(mock_log_).find("mech=0xd"), std::string::npos);
+}
+
+TEST_F(PamTest, MockEcCardSucceeds) {
+  Setup(MockConfig("bob-ec", ""));
+  Pair("bob", "BOB_EC_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("bob").rc, PAM_SUCCESS);
+}
+
+// --- use_first_pass / try_first_pass ------------------------------------------
+// PAM_AUTHTOK can only be set by a module: pam_unix, first in the stack, asks
+// "Password: ", stores the answer as PAM_AUTHTOK and fails (these users have
+// no shadow entry), as on a real machine where the password comes first.
+
+std::string UnixFirst(const std::string& module_line) {
+  return "auth optional pam_unix.so\nauth required " + module_line + "\n";
+}
+
+TEST_F(PamTest, UseFirstPassTakesAuthtokWithoutPrompt) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  stack_ = UnixFirst(Module() + " config=" + config_.string() + " use_first_pass");
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_EQ(conv_.prompts.size(), 1u) << "only pam_unix's prompt";
+}
+
+TEST_F(PamTest, UseFirstPassWithoutAuthtokIsCredInsufficient) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  stack_ = "auth required " + Module() + " config=" + config_.string() + " use_first_pass\n";
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_CRED_INSUFFICIENT);
+  EXPECT_TRUE(conv_.prompts.empty());
+}
+
+TEST_F(PamTest, UseFirstPassWithWrongAuthtokFails) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  stack_ = UnixFirst(Module() + " config=" + config_.string() + " use_first_pass");
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"000000", "123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_EQ(conv_.prompts.size(), 1u);
+}
+
+TEST_F(PamTest, TryFirstPassUsesAuthtokThenPrompts) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  stack_ = UnixFirst(Module() + " config=" + config_.string() + " try_first_pass");
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_EQ(conv_.prompts.size(), 1u);
+  conv_ = ConvState{};
+  conv_.answers = {"not-the-pin", "123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  ASSERT_EQ(conv_.prompts.size(), 2u);
+  EXPECT_EQ(conv_.prompts[1], "PIN for alice-rsa: ");
+}
+
+TEST_F(PamTest, TryFirstPassWithoutAuthtokPrompts) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  stack_ = "auth required " + Module() + " config=" + config_.string() + " try_first_pass\n";
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_EQ(conv_.prompts.size(), 1u);
+}
+
+// --- mapping -------------------------------------------------------------------
+
+TEST_F(PamTest, CardPairedWithAnotherUserIsAuthErr) {
+  Setup(SoftHsmConfig("BOB_EC_CONF"));
+  Pair("bob", "BOB_EC_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_TRUE(conv_.prompts.empty()) << "no PIN is asked for a card that cannot map";
+  EXPECT_TRUE(Contains(conv_.errors, "This card is not paired with alice"));
+}
+
+TEST_F(PamTest, UnpairedCardIsAuthErr) {
+  Setup(SoftHsmConfig("DAVE_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+}
+
+TEST_F(PamTest, UserPairingDisabledNeverMaps) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "user_pairing = no\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+}
+
+TEST_F(PamTest, MalformedPairingLinesNeverMatchButOthersDo) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  std::string spki = Fx("ALICE_RSA_SPKI");
+  WriteFile(pairings_,
+            "# comment\n"
+            "alice " + spki.substr(0, spki.size() - 1) + " 2026-11-28T12:00:00Z truncated hash\n"
+            "alice " + spki + " yesterday bad time\n"
+            "bob " + spki + "\n");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  std::ofstream(pairings_, std::ios::app) << "alice " << spki << " 2026-11-28T12:00:00Z good\n";
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+}
+
+TEST_F(PamTest, CopiedCertificateWithAnotherKeyFailsProofOfPossession) {
+  Setup(SoftHsmConfig("FAKE_ALICE_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+}
+
+TEST_F(PamTest, CopiedCertificateAndPublicKeyWithReadableKeyFail) {
+  Setup(SoftHsmConfig("FAKE_ALICE_PUBLIC_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+}
+
+TEST_F(PamTest, CopiedCertificateOnMockWithForeignKeyFails) {
+  // Mock token: alice's certificate, mallory's key, key usable before login.
+  std::string certs = Fx("FIXTURES") + "/certs/";
+  Setup("[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+        "module_env = MOCK_P11_CERT=" + certs + "alice-rsa.pem MOCK_P11_KEY=" + certs + "mallory.key\n"
+        "pcsc_check = no\ntimeout = 5\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() + "\n");
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+}
+
+TEST_F(PamTest, UserFromCardWhenNoUserGiven) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  auto out = Run("");
+  EXPECT_EQ(out.rc, PAM_SUCCESS);
+  EXPECT_EQ(out.final_user, "alice");
+}
+
+TEST_F(PamTest, UserFromCardChoosesAmongSeveralUsers) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  Pair("carol", "ALICE_RSA_SPKI");
+  conv_.answers = {"2", "123456"};
+  auto out = Run("");
+  EXPECT_EQ(out.rc, PAM_SUCCESS);
+  EXPECT_EQ(out.final_user, "carol");
+  EXPECT_TRUE(Contains(conv_.infos, "1) alice"));
+}
+
+TEST_F(PamTest, UserFromCardInvalidChoiceFails) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  Pair("carol", "ALICE_RSA_SPKI");
+  conv_.answers = {"7", "123456"};
+  EXPECT_EQ(Run("").rc, PAM_CRED_INSUFFICIENT);
+}
+
+TEST_F(PamTest, UserFromUnpairedCardIsUserUnknown) {
+  Setup(SoftHsmConfig("DAVE_CONF"));
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("").rc, PAM_USER_UNKNOWN);
+}
+
+TEST_F(PamTest, UnknownUserIsUserUnknown) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("nosuchuser").rc, PAM_USER_UNKNOWN);
+}
+
+TEST_F(PamTest, DisabledShellIsAuthErrUnlessNoCheckShell) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("nologin", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("nologin").rc, PAM_AUTH_ERR);
+  EXPECT_TRUE(conv_.prompts.empty());
+  stack_ = "auth required " + Module() + " config=" + config_.string() + " no_check_shell\n";
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("nologin").rc, PAM_SUCCESS);
+}
+
+// --- configuration and file safety ----------------------------------------------
+
+TEST_F(PamTest, GroupWritableConfigIsServiceErr) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  chmod(config_.c_str(), 0664);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, SymlinkedConfigIsServiceErr) {
+  WriteFile(dir_ / "real.conf", SoftHsmConfig("ALICE_RSA_CONF"));
+  fs::create_symlink(dir_ / "real.conf", config_);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, UnknownConfigKeyIsServiceErr) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "pin_promt = typo\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, UnknownModuleArgumentIsServiceErr) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  stack_ = "auth required " + Module() + " config=" + config_.string() + " use_frist_pass\n";
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, UnsupportedTrustLevelIsRefusedNotIgnored) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "check_certificate_trust = chain\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, GroupWritablePairingsIsServiceErr) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  chmod(pairings_.c_str(), 0620);
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, SymlinkedPairingsIsServiceErr) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  WriteFile(dir_ / "real_pairings", "alice " + Fx("ALICE_RSA_SPKI") + " 2026-11-28T12:00:00Z x\n");
+  fs::create_symlink(dir_ / "real_pairings", pairings_);
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, CallerEnvironmentDoesNotReachTheHelper) {
+  // The caller points SoftHSM at alice's card; the config names none, so the
+  // helper (scrubbed environment) must not find it.
+  std::string saved = getenv("SOFTHSM2_CONF") ? getenv("SOFTHSM2_CONF") : "";
+  setenv("SOFTHSM2_CONF", Fx("ALICE_RSA_CONF").c_str(), 1);
+  Setup("[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\npcsc_check = no\ntimeout = 10\nhelper = " + g_build +
+        "/sc-helper\npairings_file = " + pairings_.string() + "\n");
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  int rc = Run("alice").rc;
+  if (saved.empty()) unsetenv("SOFTHSM2_CONF"); else setenv("SOFTHSM2_CONF", saved.c_str(), 1);
+  EXPECT_EQ(rc, PAM_AUTHINFO_UNAVAIL);
+}
+
+// --- hardware trouble ----------------------------------------------------------
+
+TEST_F(PamTest, HungLoginIsKilledWithinTimeout) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_HANG=login"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  auto out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(out.seconds, 2 + 1.0);  // timeout = 2
+  EXPECT_EQ(MockLogins(), 1);
+}
+
+TEST_F(PamTest, HungInitializeIsKilledWithinTimeout) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_HANG=initialize"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  auto out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(out.seconds, 2 + 1.0);
+}
+
+TEST_F(PamTest, HungSignIsKilledWithinTimeout) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_HANG=sign"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  auto out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(out.seconds, 2 + 1.0);
+}
+
+TEST_F(PamTest, MissingModuleIsAuthinfoUnavail) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", ""));
+  std::string text = ReadFile(config_);
+  text.replace(text.find(Fx("SOFTHSM_MODULE")), Fx("SOFTHSM_MODULE").size(), "/nonexistent/module.so");
+  Setup(text);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+}
+
+TEST_F(PamTest, MissingHelperIsAuthinfoUnavail) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", ""));
+  std::string text = ReadFile(config_);
+  text.replace(text.find(g_build + "/sc-helper"), (g_build + "/sc-helper").size(), "/nonexistent/sc-helper");
+  Setup(text);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+}
+
+// --- stacking: failures never become success -----------------------------------
+
+struct Failure {
+  const char* name;
+  const char* card_key;  // SoftHSM card, or nullptr for the mock
+  const char* mock_env;
+  const char* pin;
+};
+
+class StackTest : public PamTest, public ::testing::WithParamInterface<Failure> {};
+
+TEST_P(StackTest, FailureIsNeverSuccess) {
+  const Failure& f = GetParam();
+  Pair("alice", "ALICE_RSA_SPKI");
+  Setup(f.card_key ? SoftHsmConfig(f.card_key) : MockConfig("alice-rsa", f.mock_env));
+  std::string line = Module() + " config=" + config_.string() + "\n";
+  // required + pam_permit: the failure stands.
+  stack_ = "auth required " + line + "auth required pam_permit.so\n";
+  conv_ = ConvState{};
+  conv_.answers = {f.pin};
+  EXPECT_NE(Run("alice").rc, PAM_SUCCESS);
+  // sufficient + pam_deny: falls through to deny.
+  stack_ = "auth sufficient " + line + "auth required pam_deny.so\n";
+  conv_ = ConvState{};
+  conv_.answers = {f.pin};
+  EXPECT_NE(Run("alice").rc, PAM_SUCCESS);
+  // requisite alone.
+  stack_ = "auth requisite " + line;
+  conv_ = ConvState{};
+  conv_.answers = {f.pin};
+  EXPECT_NE(Run("alice").rc, PAM_SUCCESS);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Failures, StackTest,
+    ::testing::Values(Failure{"wrong_pin", "ALICE_RSA_CONF", nullptr, "000000"},
+                      Failure{"empty_pin", "ALICE_RSA_CONF", nullptr, ""},
+                      Failure{"other_users_card", "BOB_EC_CONF", nullptr, "123456"},
+                      Failure{"copied_cert", "FAKE_ALICE_CONF", nullptr, "123456"},
+                      Failure{"copied_cert_public", "FAKE_ALICE_PUBLIC_CONF", nullptr, "123456"},
+                      Failure{"locked", nullptr, "MOCK_P11_FLAGS=locked", "123456"},
+                      Failure{"hung_login", nullptr, "MOCK_P11_HANG=login", "123456"},
+                      Failure{"short_pin", nullptr, "MOCK_P11_MIN_PIN=8", "123456"}),
+    [](const ::testing::TestParamInfo<Failure>& p) { return std::string(p.param.name); });
+
+// --- account phase and setcred ---------------------------------------------------
+
+TEST_F(PamTest, EnforceSmartcardDeniesAccountWithoutCardAuth) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "enforce_smartcard = yes\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  stack_ = "auth sufficient " + Module() + " config=" + config_.string() + "\nauth required pam_permit.so\n";
+  conv_.answers = {"000000"};  // card fails, pam_permit lets auth pass
+  auto out = Run("alice", /*account=*/true);
+  EXPECT_EQ(out.rc, PAM_SUCCESS);
+  EXPECT_EQ(out.acct_rc, PAM_PERM_DENIED);
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  out = Run("alice", /*account=*/true);
+  EXPECT_EQ(out.rc, PAM_SUCCESS);
+  EXPECT_EQ(out.acct_rc, PAM_SUCCESS);
+}
+
+TEST_F(PamTest, EnforceSmartcardExemptGroup) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "enforce_smartcard = yes\nnot_enforced_group = nocard\n"));
+  stack_ = "auth required pam_permit.so\n";
+  auto out = Run("alice", /*account=*/true);
+  EXPECT_EQ(out.acct_rc, PAM_SUCCESS);  // exempt: pam_smartcard ignores, pam_permit decides
+  out = Run("bob", /*account=*/true);
+  EXPECT_EQ(out.acct_rc, PAM_PERM_DENIED);
+}
+
+TEST(ModuleSymbols, ExportsOnlyPamEntryPoints) {
+  void* h = dlopen((g_build + "/.libs/pam_smartcard.so").c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(h, nullptr) << dlerror();
+  EXPECT_NE(dlsym(h, "pam_sm_authenticate"), nullptr);
+  EXPECT_NE(dlsym(h, "pam_sm_setcred"), nullptr);
+  EXPECT_NE(dlsym(h, "pam_sm_acct_mgmt"), nullptr);
+  EXPECT_EQ(dlsym(h, "_ZN2sc4core11ParsePairingsESt17basic_string_viewIcSt11char_traitsIcEE"), nullptr);
+  dlclose(h);
+}
+
+// --- sc_auth ---------------------------------------------------------------------
+
+int RunScAuth(const std::string& args, const std::string& stdin_text, std::string* output = nullptr) {
+  std::string cmd = "printf '%s\\n' '" + stdin_text + "' | " + g_build + "/sc_auth " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  int status = pclose(p);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_F(PamTest, ScAuthPairThenUnpair) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);  // not paired yet
+
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair -u alice", "000000", &out), 1) << out;
+  EXPECT_FALSE(fs::exists(pairings_)) << "a wrong PIN must not write a pairing";
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair -u nosuchuser", "123456", &out), 1) << out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair -u alice -l 'Alice card'", "123456", &out), 0) << out;
+  EXPECT_NE(ReadFile(pairings_).find(Fx("ALICE_RSA_SPKI")), std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(stat(pairings_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair -u alice", "123456", &out), 1) << "duplicate";
+
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --json list", "", &out), 0);
+  EXPECT_NE(out.find("\"user\": \"alice\""), std::string::npos) << out;
+  EXPECT_NE(out.find("Alice card"), std::string::npos) << out;
+
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " unpair -u alice", "", &out), 0) << out;
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " unpair -u alice", "", &out), 1);
+}
+
+TEST_F(PamTest, ScAuthOneCardPerUser) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "one_card_per_user = yes\n"));
+  Pair("alice", "BOB_EC_SPKI");
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair -u alice", "123456", &out), 1) << out;
+  EXPECT_NE(out.find("one_card_per_user"), std::string::npos) << out;
+}
+
+TEST_F(PamTest, ScAuthIdentitiesShowsPairing) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --json identities", "", &out), 0) << out;
+  EXPECT_NE(out.find(Fx("ALICE_RSA_SPKI")), std::string::npos) << out;
+  EXPECT_NE(out.find("\"paired_with\": [\"alice\"]"), std::string::npos) << out;
+  EXPECT_NE(out.find("RSA-2048"), std::string::npos) << out;
+}
+
+TEST_F(PamTest, ScAuthUsageErrorsExitTwo) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " frobnicate", ""), 2);
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair", ""), 2);
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair -u alice -h sha256:zz", ""), 2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  const char* fixtures = getenv("FIXTURES");
+  const char* build = getenv("abs_top_builddir");
+  if (fixtures == nullptr || build == nullptr) {
+    fprintf(stderr, "run through tests/integration/run-integration.sh\n");
+    return 1;
+  }
+  g_build = build;
+  std::ifstream env(std::string(fixtures) + "/fixtures.env");
+  std::string line;
+  while (std::getline(env, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto eq = line.find('=');
+    if (eq != std::string::npos) g_env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,105 @@
+#!/bin/bash
+# The demo, on a fresh Debian 12 machine as root: installs what is missing,
+# builds, makes a virtual smart card (a SoftHSM2 token with a certificate from
+# a test CA), pairs it with the demo user alice using sc_auth, and logs alice
+# in through a real PAM stack (pamtester + libpam, the built module and its
+# helper). alice exists only for the demo processes (nss_wrapper), and the PAM
+# service file lives in the demo directory (pam_wrapper): the machine's
+# /etc/passwd and /etc/pam.d are not touched.
+set -euo pipefail
+SC_TOP=$(cd "$(dirname "$0")" && pwd)
+. "$SC_TOP/scripts/deps.sh"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+show() { printf '    $ %s\n' "$*"; }
+
+step "1. Installing missing packages (Debian)"
+sc_install_missing
+echo "    ok"
+
+step "2. Building pam_smartcard (autotools, out of tree in _build)"
+cd "$SC_TOP"
+[ -x configure ] || autoreconf -fi >/dev/null 2>&1
+[ -f _build/Makefile ] || sc_configure _build
+make -C _build -j"$(nproc)" >_build/make.out 2>&1 || { tail -n 30 _build/make.out; exit 1; }
+B=$SC_TOP/_build
+echo "    module: $B/.libs/pam_smartcard.so"
+echo "    helper: $B/sc-helper"
+echo "    tool:   $B/sc_auth"
+
+D=$B/demo
+rm -rf "$D/pam.d" "$D/pam_smartcard.conf" "$D/smartcard_pairings" "$D/passwd" "$D/group"
+mkdir -p "$D/pam.d"
+
+step "3. Making a virtual smart card: test CA + SoftHSM2 token 'alice-rsa' (PIN 123456)"
+bash "$SC_TOP/tests/fixtures/make-fixtures.sh" "$D/fixtures" >"$D/fixtures.log" 2>&1 || { cat "$D/fixtures.log"; exit 1; }
+# shellcheck disable=SC1091
+. "$D/fixtures.env" 2>/dev/null || . "$D/fixtures/fixtures.env"
+echo "    token config: $ALICE_RSA_CONF"
+openssl x509 -in "$ALICE_RSA_CERT" -noout -subject -issuer -enddate | sed 's/^/    /'
+
+step "4. The demo user alice (nss_wrapper: known to these processes only)"
+cat >"$D/passwd" <<PASSWD
+root:x:0:0:root:/root:/bin/bash
+alice:x:1001:1001:Alice Demo:/home/alice:/bin/bash
+PASSWD
+printf 'root:x:0:\nalice:x:1001:\n' >"$D/group"
+nss=$(ls /usr/lib/*/libnss_wrapper.so | head -n 1)
+pamw=$(ls /usr/lib/*/libpam_wrapper.so | head -n 1)
+export NSS_WRAPPER_PASSWD=$D/passwd NSS_WRAPPER_GROUP=$D/group
+echo "    alice:x:1001:1001:Alice Demo:/home/alice:/bin/bash"
+
+step "5. Module configuration ($D/pam_smartcard.conf, root-owned, 0644)"
+cat >"$D/pam_smartcard.conf" <<CONF
+[global]
+# the demo card is a SoftHSM2 token, not in a PC/SC reader
+pkcs11_module = $SOFTHSM_MODULE
+module_env = SOFTHSM2_CONF=$ALICE_RSA_CONF
+pcsc_check = no
+timeout = 10
+helper = $B/sc-helper
+pairings_file = $D/smartcard_pairings
+CONF
+chmod 0644 "$D/pam_smartcard.conf"
+sed 's/^/    /' "$D/pam_smartcard.conf"
+
+step "6. sc_auth identities: what is on the card"
+show "sc_auth --config $D/pam_smartcard.conf identities"
+LD_PRELOAD=$nss "$B/sc_auth" --config "$D/pam_smartcard.conf" identities | sed 's/^/    /'
+
+step "7. sc_auth pair -u alice: proves the PIN on the card, then writes the pairing"
+show "echo 123456 | sc_auth --config ... pair -u alice -l 'Alice demo card'"
+echo 123456 | LD_PRELOAD=$nss "$B/sc_auth" --config "$D/pam_smartcard.conf" pair -u alice -l 'Alice demo card' | sed 's/^/    /'
+show "cat $D/smartcard_pairings"
+sed 's/^/    /' "$D/smartcard_pairings"
+
+step "8. A PAM service using the module ($D/pam.d/sc-demo)"
+cat >"$D/pam.d/sc-demo" <<PAMD
+auth     required  $B/.libs/pam_smartcard.so config=$D/pam_smartcard.conf
+account  required  pam_permit.so
+PAMD
+sed 's/^/    /' "$D/pam.d/sc-demo"
+
+printf 'auth required pam_deny.so\naccount required pam_deny.so\n' >"$D/pam.d/other"
+
+pam_login() {  # pam_login PIN: pamtester through pam_wrapper, PIN on stdin
+  # pam_wrapper's debug output carries the module's syslog lines: keep those.
+  echo "$1" | LD_PRELOAD="$pamw:$nss" PAM_WRAPPER=1 PAM_WRAPPER_DEBUGLEVEL=2 \
+    PAM_WRAPPER_SERVICE_DIR="$D/pam.d" pamtester -v sc-demo alice authenticate 2>&1 |
+    sed -n -e '/^PWRAP_/!{p;d}' -e 's/^PWRAP_[A-Z]*\[[^]]*\] - SYSLOG([0-9]*): /syslog: /p' | sed 's/^/    /'
+  return "${PIPESTATUS[1]}"
+}
+
+step "9. Log in as alice with the right PIN"
+show "echo 123456 | pamtester -v sc-demo alice authenticate"
+if pam_login 123456; then echo "    => PAM_SUCCESS"; else echo "    => unexpected failure"; exit 1; fi
+
+step "10. Log in with a wrong PIN"
+show "echo 999999 | pamtester -v sc-demo alice authenticate"
+if pam_login 999999; then echo "    => unexpected success"; exit 1; else echo "    => refused (PAM_AUTH_ERR)"; fi
+
+step "11. Unpair the card, then try again with the right PIN"
+LD_PRELOAD=$nss "$B/sc_auth" --config "$D/pam_smartcard.conf" unpair -u alice | sed 's/^/    /'
+if pam_login 123456; then echo "    => unexpected success"; exit 1; else echo "    => refused: the card is no longer paired"; fi
+
+printf '\nDemo finished: the card logged alice in only while it was paired and only with its PIN.\n'

@@ -1,0 +1,67 @@
+#!/bin/bash
+# The whole test suite on a fresh Debian 12 machine, as root: installs what is
+# missing, builds with warnings as errors, runs unit and integration tests
+# (plain and with ASan+UBSan), lints the man pages and runs make distcheck.
+set -euo pipefail
+SC_TOP=$(cd "$(dirname "$0")" && pwd)
+. "$SC_TOP/scripts/deps.sh"
+sc_install_missing
+
+cd "$SC_TOP"
+autoreconf -fi >/dev/null 2>&1
+jobs=$(nproc)
+failed=0
+passed_total=0
+failed_total=0
+
+# count_gtest LOG: add the gtest totals of a log to the summary.
+count_gtest() {
+  local log=$1 p f
+  p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+  f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+  passed_total=$((passed_total + ${p:-0}))
+  failed_total=$((failed_total + ${f:-0}))
+}
+
+run_suite() {
+  local name=$1 dir=$2
+  shift 2
+  echo "==> [$name] configure $*"
+  sc_configure "$dir" --enable-strict "$@"
+  echo "==> [$name] make -j$jobs"
+  make -C "$dir" -j"$jobs" >"$dir/make.out" 2>&1 || { tail -n 40 "$dir/make.out"; return 1; }
+  echo "==> [$name] make check"
+  if ! make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1; then
+    cat "$dir/check.out" | tail -n 30
+    for log in "$dir"/tests/unit/unit_tests.log "$dir"/tests/integration/run-integration.sh.log; do
+      [ -f "$log" ] && grep -E '^\[  FAILED  \]|Failure$' -A6 "$log" | head -n 80
+    done
+    failed=1
+  fi
+  grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/check.out" | sed "s/^/    [$name] /"
+  for log in "$dir"/tests/unit/unit_tests.log "$dir"/tests/integration/run-integration.sh.log; do
+    [ -f "$log" ] && count_gtest "$log"
+  done
+}
+
+run_suite plain _build
+run_suite asan _build-asan --enable-sanitizers
+
+echo "==> man pages: mandoc -Tlint"
+for page in man/*.[0-9]; do
+  out=$(mandoc -Tlint -W warning "$page" 2>&1 || true)
+  if [ -n "$out" ]; then echo "$out"; failed=1; fi
+done
+
+echo "==> make distcheck"
+if ! make -C _build -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-strict >_build/distcheck.out 2>&1; then
+  tail -n 40 _build/distcheck.out
+  failed=1
+fi
+
+echo "run-tests: $passed_total passed, $failed_total failed"
+if [ "$failed" != 0 ] || [ "$failed_total" != 0 ]; then
+  echo "run-tests: FAILED"
+  exit 1
+fi
+echo "run-tests: all green"

@@ -65,11 +65,14 @@ std::optional<bool> ParseBool(std::string_view s) {
 }
 
 std::optional<std::uint64_t> ParseUnsigned(std::string_view s, std::uint64_t max) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
+  if (s.empty()) return std::nullopt;
   std::uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    auto digit = static_cast<std::uint64_t>(c - '0');
+    // Refuse rather than wrap: the value must stay <= max at every step.
+    if (digit > max || v > (max - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
   }
   if (v > max) return std::nullopt;
   return v;
@@ -97,6 +100,8 @@ bool HasControlChars(std::string_view s) {
 }
 
 bool GlobMatch(const std::string& pattern, const std::string& text) {
+  // fnmatch stops at NUL, which would turn an embedded NUL into a prefix match.
+  if (pattern.find('\0') != std::string::npos || text.find('\0') != std::string::npos) return false;
   return fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
 }
 

@@ -10,6 +10,7 @@ namespace sc::core {
 namespace {
 
 using Setter = Status (*)(Options&, std::string_view);
+Status ValidatePolicy(const Options& options);
 
 Status Bad(std::string_view key, std::string_view value, std::string_view want) {
   return ConfigError("bad value '" + std::string(value) + "' for " + std::string(key) +
@@ -295,6 +296,21 @@ Result<std::vector<RawSection>> ParseIni(std::string_view text, std::string_view
   return sections;
 }
 
+// ValidatePolicy refuses what this build cannot enforce rather than ignoring
+// it: a site asking for certificate checks must never get less than it
+// asked for.
+Status ValidatePolicy(const Options& options) {
+  if (options.check_certificate_trust != TrustLevel::kNone) {
+    return ConfigError(std::string("check_certificate_trust=") +
+                       std::string(TrustLevelName(options.check_certificate_trust)) +
+                       " is not supported by this version (only 'none')");
+  }
+  if (options.use_first_pass && options.try_first_pass) {
+    return ConfigError("use_first_pass and try_first_pass are exclusive");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view TrustLevelName(TrustLevel level) {
@@ -375,14 +391,21 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
     if (s.name == service) {
       SC_RETURN_IF_ERROR(apply(s, seen));
     } else {
-      Options scratch;
+      // Other services' sections are checked as if they applied, so an
+      // error shows up in every service (and in sc_auth), not only in one.
+      Options scratch = options;
       for (const RawEntry& e : s.entries) {
         if (!seen.insert(e.key).second) {
           return ConfigError(Where(file_name, e.line) + "duplicate key '" + e.key + "'");
         }
+        if (!IsKnownKey(e.key)) {
+          return ConfigError(Where(file_name, e.line) + "unknown key '" + e.key + "'");
+        }
         Status st = SetOption(scratch, e.key, e.value);
         if (!st.ok()) return ConfigError(Where(file_name, e.line) + st.message());
       }
+      Status policy = ValidatePolicy(scratch);
+      if (!policy.ok()) return ConfigError(Where(file_name, s.line) + "[service " + s.name + "]: " + policy.message());
     }
   }
   for (const RawSection& s : *sections) {
@@ -406,19 +429,10 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
     if (!s.ok()) return ConfigError("module argument " + s.message());
   }
 
-  // Policies this build cannot enforce are refused rather than ignored: a
-  // site asking for certificate checks must never get less than it asked for.
-  if (options.check_certificate_trust != TrustLevel::kNone) {
-    return ConfigError(std::string("check_certificate_trust=") +
-                       std::string(TrustLevelName(options.check_certificate_trust)) +
-                       " is not supported by this version (only 'none')");
-  }
+  SC_RETURN_IF_ERROR(ValidatePolicy(options));
   for (const ExtraSection& extra : options.extra_sections) {
     return ConfigError(Where(file_name, extra.line) + "[" + extra.kind +
                        "] sections are not supported by this version");
-  }
-  if (options.use_first_pass && options.try_first_pass) {
-    return ConfigError("use_first_pass and try_first_pass are exclusive");
   }
   return options;
 }

@@ -38,7 +38,8 @@ core::Result<std::unique_ptr<HelperClient>> HelperClient::Spawn(
     return core::ConfigError("helper path must be absolute");
   }
   if (access(helper_path.c_str(), X_OK) != 0) {
-    return core::Unavailable("smart-card helper " + helper_path + ": " + std::strerror(errno));
+    // A broken installation, not a missing card: PAM_SERVICE_ERR.
+    return core::ConfigError("smart-card helper " + helper_path + ": " + std::strerror(errno));
   }
   // Everything the child needs is built before fork: after fork only
   // async-signal-safe calls are allowed (the host may be multi-threaded).

@@ -188,7 +188,9 @@ Status AuthRun::ProveWithPin(const core::Options& options, auth::CardSession& se
     } else if (outcome.helper_result == core::HelperResult::kPinLocked) {
       conv_.Error("PIN locked: contact your administrator");
     } else if (outcome.helper_result == core::HelperResult::kPinExpired) {
-      conv_.Error("The card's PIN has expired: change it with sc_auth changepin");
+      conv_.Error("The card's PIN has expired: change it before logging in");
+    } else if (outcome.helper_result == core::HelperResult::kPinLenRange) {
+      conv_.Error("The card refused a PIN of this length");
     }
     return proved;
   }

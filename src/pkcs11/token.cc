@@ -261,6 +261,15 @@ void Pkcs11::Impl::ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri
     }
   }
 
+  // Private keys visible before login: when a token shows any, a
+  // certificate without one is not an identity (SPEC §2.3). Tokens that hide
+  // all keys until login keep every certificate; the key is then looked up
+  // after login.
+  CK_OBJECT_CLASS any_key_class = CKO_PRIVATE_KEY;
+  CK_ATTRIBUTE any_key_tmpl[] = {{CKA_CLASS, &any_key_class, sizeof any_key_class}};
+  CK_RV any_rv = CKR_OK;
+  bool keys_public = !FindObjects(f, h, any_key_tmpl, 1, 1, &any_rv).empty();
+
   CK_OBJECT_CLASS cert_class = CKO_CERTIFICATE;
   CK_CERTIFICATE_TYPE cert_type = CKC_X_509;
   CK_ATTRIBUTE cert_tmpl[] = {{CKA_CLASS, &cert_class, sizeof cert_class},
@@ -305,6 +314,10 @@ void Pkcs11::Impl::ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri
                                {CKA_ID, id->data(), id->size()}};
     auto keys = FindObjects(f, h, key_tmpl, 2, 4, &find_rv);
     t.key_visible = !keys.empty();
+    if (keys_public && !t.key_visible) {
+      reply.notes.push_back(label + ": certificate '" + t.cert_label + "' has no private key, skipped");
+      continue;
+    }
     if (!keys.empty()) t.always_authenticate = GetBool(f, h, keys[0], CKA_ALWAYS_AUTHENTICATE).value_or(false);
     t.mechanisms = mechanisms;
     table.push_back(IdentityRef{f, slot, *id, t.always_authenticate});

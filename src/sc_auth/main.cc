@@ -402,6 +402,10 @@ int Main(int argc, char** argv) {
   log.set_debug(cli.debug || options->debug);
   if (cli.command == "list") return CmdList(cli, *options);
   if (cli.command == "identities") return CmdIdentities(cli, *options, log);
+  if ((cli.command == "pair" || cli.command == "unpair") && geteuid() != 0) {
+    // The module only trusts a root-owned pairings file.
+    return Report(Status(Code::kDenied, cli.command + " must run as root"));
+  }
   if (cli.command == "pair") return CmdPair(cli, *options, log);
   if (cli.command == "unpair") return CmdUnpair(cli, *options);
   std::cerr << "sc_auth: unknown command '" << cli.command << "'\n";

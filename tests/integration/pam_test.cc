@@ -671,14 +671,14 @@ TEST_F(PamTest, MissingModuleIsAuthinfoUnavail) {
   EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
 }
 
-TEST_F(PamTest, MissingHelperIsAuthinfoUnavail) {
+TEST_F(PamTest, MissingHelperIsServiceErr) {
   Setup(SoftHsmConfig("ALICE_RSA_CONF", ""));
   std::string text = ReadFile(config_);
   text.replace(text.find(g_build + "/sc-helper"), (g_build + "/sc-helper").size(), "/nonexistent/sc-helper");
   Setup(text);
   Pair("alice", "ALICE_RSA_SPKI");
   conv_.answers = {"123456"};
-  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
 }
 
 // --- stacking: failures never become success -----------------------------------

@@ -47,6 +47,15 @@ run_suite() {
 run_suite plain _build
 run_suite asan _build-asan --enable-sanitizers
 
+echo "==> [fuzz] libFuzzer targets, ${FUZZ_SECONDS:-15} s each (clang, ASan+UBSan)"
+if sc_configure _build-fuzz --enable-fuzzing CXX=clang++ CC=clang &&
+   make -C _build-fuzz -j"$jobs" fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-15}" >_build-fuzz/fuzz.out 2>&1; then
+  grep -E '^fuzz:|DONE' _build-fuzz/fuzz.out | sed 's/^/    /'
+else
+  tail -n 40 _build-fuzz/fuzz.out 2>/dev/null
+  failed=1
+fi
+
 echo "==> man pages: mandoc -Tlint"
 for page in man/*.[0-9]; do
   out=$(mandoc -Tlint -W warning "$page" 2>&1 || true)

@@ -5,6 +5,7 @@ SC_PACKAGES=(
   libpam0g-dev libssl-dev libp11-kit-dev libpcsclite-dev libgtest-dev
   p11-kit softhsm2 opensc opensc-pkcs11 gnutls-bin openssl
   libnss-wrapper libpam-wrapper pamtester mandoc
+  clang libclang-rt-14-dev
 )
 
 sc_install_missing() {

@@ -35,6 +35,9 @@ core::Result<std::unique_ptr<CardSession>> CardSession::Open(
     const core::Options& options, core::Logger& log, const std::function<void()>& on_waiting) {
   auto client = helper::HelperClient::Spawn(options.helper, options.module_env);
   if (!client.ok()) return client.status();
+  log.Debug("helper " + options.helper + " started; module " + options.pkcs11_module +
+            (options.token.empty() ? "" : ", token filter " + options.token) +
+            (options.pcsc_check ? ", PC/SC reader '" + options.reader + "'" : ", no PC/SC check"));
   core::ListRequest request;
   request.module = options.pkcs11_module;
   request.token_uri = options.token;
@@ -51,7 +54,7 @@ core::Result<std::unique_ptr<CardSession>> CardSession::Open(
   }
   for (const std::string& note : reply->notes) log.Debug("helper: " + note);
   if (reply->result != core::HelperResult::kOk) return ListFailure(*reply);
-  std::unique_ptr<CardSession> session(new CardSession(std::move(*client), options.timeout));
+  std::unique_ptr<CardSession> session(new CardSession(std::move(*client), options.timeout, log));
   session->notes_ = reply->notes;
   for (core::TokenIdentity& token : reply->identities) {
     auto cert = crypto::Certificate::FromDer(token.cert_der);
@@ -63,6 +66,8 @@ core::Result<std::unique_ptr<CardSession>> CardSession::Open(
     session->identities_.push_back(CardIdentity{std::move(token), std::move(*cert)});
   }
   if (session->identities_.empty()) return core::Unavailable("no usable certificate on the card");
+  log.Debug(std::to_string(session->identities_.size()) + " identit" +
+            (session->identities_.size() == 1 ? "y" : "ies") + " on the card(s)");
   return session;
 }
 
@@ -80,6 +85,8 @@ core::Status CardSession::Prove(const CardIdentity& identity, const core::Secret
   if (!pin_pad) request.pin.Assign(pin.data(), pin.size());
   request.mechanism = plan->mechanism;
   request.data = plan->card_input;
+  log_.Debug("signing a " + std::to_string(challenge->size()) + "-byte challenge with " +
+             plan->description + (pin_pad ? " (PIN pad)" : ""));
   auto reply = client_->Sign(request, After(timeout_));
   request.pin.Wipe();
   if (!reply.ok()) {
@@ -112,6 +119,7 @@ core::Status CardSession::Prove(const CardIdentity& identity, const core::Secret
     outcome->helper_result = core::HelperResult::kSignFailed;
     return core::Denied("proof of possession failed: " + verified.message());
   }
+  log_.Debug("signature verified with the certificate's public key");
   return core::Status::Ok();
 }
 

@@ -57,10 +57,11 @@ class CardSession {
                      ProofOutcome* outcome);
 
  private:
-  CardSession(std::unique_ptr<helper::HelperClient> client, std::uint32_t timeout)
-      : client_(std::move(client)), timeout_(timeout) {}
+  CardSession(std::unique_ptr<helper::HelperClient> client, std::uint32_t timeout, core::Logger& log)
+      : client_(std::move(client)), timeout_(timeout), log_(log) {}
   std::unique_ptr<helper::HelperClient> client_;
   std::uint32_t timeout_;
+  core::Logger& log_;  // borrowed: outlives the session
   std::vector<CardIdentity> identities_;
   std::vector<std::string> notes_;
 };

@@ -203,6 +203,7 @@ Status AuthRun::Execute(int argc, const char** argv) {
   auto options = core::LoadOptions(*args, service_);
   if (!options.ok()) return options.status();
   log_.set_debug(options->debug);
+  log_.Debug("config " + options->config_path + " loaded for service '" + service_ + "'");
 
   user_ = UserItem(pamh_);
   if (user_.empty() && !options->allow_user_from_card) {
@@ -220,6 +221,7 @@ Status AuthRun::Execute(int argc, const char** argv) {
     auto text = core::ReadTrustedFile(options->pairings_file, core::kMaxPairingsBytes, /*missing_ok=*/true);
     if (!text.ok()) return text.status();
     pairings = core::ParsePairings(*text);
+    log_.Debug(options->pairings_file + ": " + std::to_string(pairings.pairings.size()) + " pairing(s)");
     for (const std::string& problem : pairings.problems) {
       log_.Warning(options->pairings_file + ": " + problem + " (ignored)");
     }

@@ -76,6 +76,7 @@ Status SetModuleEnv(Options& o, std::string_view v) {
       return ConfigError("module_env items must be NAME=VALUE, got '" + item + "'");
     }
     std::string name = item.substr(0, eq);
+    if (name[0] >= '0' && name[0] <= '9') return ConfigError("bad environment variable name '" + name + "'");
     for (char c : name) {
       bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
       if (!ok) return ConfigError("bad environment variable name '" + name + "'");
@@ -226,6 +227,9 @@ Result<std::string> ParseValue(std::string_view raw) {
     }
     return out;
   }
+  // A comment right after '=' (which was followed by whitespace or nothing)
+  // leaves an empty value.
+  if (!raw.empty() && (raw.front() == '#' || raw.front() == ';')) return std::string();
   for (std::size_t i = 1; i < raw.size(); ++i) {
     if ((raw[i] == '#' || raw[i] == ';') && (raw[i - 1] == ' ' || raw[i - 1] == '\t')) {
       raw = Trim(raw.substr(0, i));

@@ -52,8 +52,7 @@ TEST(TrimTest, KeepsOtherControlCharacters) {
 
 TEST(SplitListTest, CommasAndWhitespace) {
   EXPECT_EQ(SplitList("a,b c\td"), (Strings{"a", "b", "c", "d"}));
-  EXPECT_EQ(SplitList("clientAuth, msSmartcardLogin"),
-            (Strings{"clientAuth", "msSmartcardLogin"}));
+  EXPECT_EQ(SplitList("clientAuth, msSmartcardLogin"), (Strings{"clientAuth", "msSmartcardLogin"}));
 }
 
 TEST(SplitListTest, DropsEmptyItems) {
@@ -108,8 +107,8 @@ TEST(HexTest, DecodeRefusesOddLength) {
 }
 
 TEST(HexTest, DecodeRefusesBadDigits) {
-  for (const char* bad : {"0g", "g0", "zz", "0x", "x0", " 0", "0 ", "-1", "+1", "0:",
-                          "@0", "`0", "G0", "/0"}) {
+  for (const char* bad :
+       {"0g", "g0", "zz", "0x", "x0", " 0", "0 ", "-1", "+1", "0:", "@0", "`0", "G0", "/0"}) {
     EXPECT_FALSE(HexDecode(bad).has_value()) << bad;
   }
   EXPECT_FALSE(HexDecode(std::string_view("0\0", 2)).has_value());
@@ -132,8 +131,8 @@ TEST(ParseBoolTest, AcceptsEverySpelling) {
 }
 
 TEST(ParseBoolTest, RefusesEverythingElse) {
-  for (const char* bad : {"", "YES", "Yes", "True", "ON", "y", "n", "2", "01", "00", "-1",
-                          " yes", "yes ", "yes\n", "nope", "enable", "disabled", "t", "f"}) {
+  for (const char* bad : {"", "YES", "Yes", "True", "ON", "y", "n", "2", "01", "00", "-1", " yes",
+                          "yes ", "yes\n", "nope", "enable", "disabled", "t", "f"}) {
     EXPECT_FALSE(ParseBool(bad).has_value()) << "'" << bad << "'";
   }
   EXPECT_FALSE(ParseBool(std::string_view("yes\0", 4)).has_value());
@@ -156,8 +155,8 @@ TEST(ParseUnsignedTest, RefusesAboveMax) {
 }
 
 TEST(ParseUnsignedTest, RefusesEmptySignsAndJunk) {
-  for (const char* bad : {"", "+1", "-1", "-0", " 1", "1 ", "1.0", "1e3", "0x10", "1,000",
-                          "１", "abc", "12a", "\t1"}) {
+  for (const char* bad : {"", "+1", "-1", "-0", " 1", "1 ", "1.0", "1e3", "0x10", "1,000", "１",
+                          "abc", "12a", "\t1"}) {
     EXPECT_FALSE(ParseUnsigned(bad, 1000000).has_value()) << "'" << bad << "'";
   }
   EXPECT_FALSE(ParseUnsigned(std::string_view("1\0", 2), 10).has_value());
@@ -193,9 +192,9 @@ TEST(ParseUnsignedTest, LeadingZerosDoNotCount) {
 // --- IsValidUserName -----------------------------------------------------------
 
 TEST(UserNameTest, AcceptsCommonNames) {
-  for (const char* ok : {"alice", "Bob", "a", "_svc", "user_1", "john.doe", "first-last",
-                         "alice@example.test", "host$", "MACHINE01$", "0", ".hidden", "a.",
-                         "x-", "a@b@c", "...", "a-b.c_d@e"}) {
+  for (const char* ok :
+       {"alice", "Bob", "a", "_svc", "user_1", "john.doe", "first-last", "alice@example.test",
+        "host$", "MACHINE01$", "0", ".hidden", "a.", "x-", "a@b@c", "...", "a-b.c_d@e"}) {
     EXPECT_TRUE(IsValidUserName(ok)) << ok;
   }
 }
@@ -223,10 +222,11 @@ TEST(UserNameTest, DollarOnlyAtTheEnd) {
 }
 
 TEST(UserNameTest, RefusesSeparatorsAndSpecials) {
-  for (const char* bad : {"al ice", "al\tice", "a:b", "a/b", "../etc", "a,b", "a;b", "a*",
-                          "a?", "a[b]", "a\\b", "a'b", "a\"b", "a`b", "a|b", "a&b", "a>b",
-                          "a<b", "a=b", "a+b", "a%b", "a!b", "a#b", "a~b", "a(b)", "a{b}",
-                          "\xc3\xa9t\xc3\xa9", "a\x7f"}) {
+  for (const char* bad :
+       {"al ice", "al\tice", "a:b", "a/b",  "../etc", "a,b", "a;b",  "a*",   "a?",
+        "a[b]",   "a\\b",    "a'b", "a\"b", "a`b",    "a|b", "a&b",  "a>b",  "a<b",
+        "a=b",    "a+b",     "a%b", "a!b",  "a#b",    "a~b", "a(b)", "a{b}", "\xc3\xa9t\xc3\xa9",
+        "a\x7f"}) {
     EXPECT_FALSE(IsValidUserName(bad)) << bad;
   }
 }
@@ -333,9 +333,9 @@ TEST(ShellIsListedTest, CommentedShellIsNotListed) {
 }
 
 TEST(ShellIsListedTest, PartialMatchesDoNotCount) {
-  for (const char* bad : {"/bin/bashx", "/bin/bas", "/bin/b", "bash", "/bin", "/bin/",
-                          "/bin/sh ", " /bin/sh", "/bin/sh\n", "/BIN/SH", "/bin//sh",
-                          "/bin/shells", "x/bin/sh", "/bin/dashboard", "/usr/bin/zs"}) {
+  for (const char* bad : {"/bin/bashx", "/bin/bas", "/bin/b", "bash", "/bin", "/bin/", "/bin/sh ",
+                          " /bin/sh", "/bin/sh\n", "/BIN/SH", "/bin//sh", "/bin/shells", "x/bin/sh",
+                          "/bin/dashboard", "/usr/bin/zs"}) {
     EXPECT_FALSE(ShellIsListed(bad, kShells)) << "'" << bad << "'";
   }
   EXPECT_FALSE(ShellIsListed(std::string("/bin/sh\0x", 9), kShells));

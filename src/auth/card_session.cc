@@ -5,6 +5,16 @@
 namespace sc::auth {
 namespace {
 
+// Printable replaces control bytes: labels reach prompts, terminals and logs,
+// and the module does not trust the helper to have cleaned them.
+std::string Printable(std::string s) {
+  for (char& c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return s;
+}
+
 core::Deadline After(std::uint32_t seconds) {
   return core::Clock::now() + std::chrono::seconds(seconds);
 }
@@ -57,6 +67,12 @@ core::Result<std::unique_ptr<CardSession>> CardSession::Open(
   std::unique_ptr<CardSession> session(new CardSession(std::move(*client), options.timeout, log));
   session->notes_ = reply->notes;
   for (core::TokenIdentity& token : reply->identities) {
+    token.slot_description = Printable(std::move(token.slot_description));
+    token.token_label = Printable(std::move(token.token_label));
+    token.token_serial = Printable(std::move(token.token_serial));
+    token.token_model = Printable(std::move(token.token_model));
+    token.token_manufacturer = Printable(std::move(token.token_manufacturer));
+    token.cert_label = Printable(std::move(token.cert_label));
     auto cert = crypto::Certificate::FromDer(token.cert_der);
     if (!cert.ok()) {
       log.Warning("token '" + token.token_label + "': unusable certificate skipped: " +

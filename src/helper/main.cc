@@ -40,6 +40,7 @@ int Serve() {
         reply.message = "list requested twice";
         return Send(Encode(reply)) ? 0 : 1;
       }
+      std::vector<std::string> excluded_readers;
       if (request->pcsc_check) {
         auto presence = sc::pcsc::WaitForCard(request->reader_glob, request->wait_for_card, [] {
           // Tell the module to show "Insert your smart card".
@@ -52,6 +53,7 @@ int Serve() {
           continue;
         }
         reply.notes.push_back("card present in " + presence.reader);
+        excluded_readers = presence.excluded;
       }
       auto loaded = sc::pkcs11::Pkcs11::Load(request->module);
       if (!loaded.ok()) {
@@ -61,7 +63,7 @@ int Serve() {
         continue;
       }
       p11 = std::move(*loaded);
-      p11->List(request->token_uri, reply);
+      p11->List(request->token_uri, excluded_readers, reply);
       if (!Send(Encode(reply))) return 1;
     } else if (*type == sc::core::MessageType::kSignRequest) {
       auto request = sc::core::DecodeSignRequest(*frame);

@@ -37,9 +37,12 @@ std::string PcscError(const char* call, LONG rv) {
   return std::string(call) + ": " + pcsc_stringify_error(rv);
 }
 
-// ListMatchingReaders returns reader names that match the glob.
-LONG ListMatchingReaders(SCARDCONTEXT ctx, const std::string& glob, std::vector<std::string>* out) {
+// ListMatchingReaders returns reader names that match the glob (and in
+// excluded those that do not).
+LONG ListMatchingReaders(SCARDCONTEXT ctx, const std::string& glob, std::vector<std::string>* out,
+                         std::vector<std::string>* excluded) {
   out->clear();
+  excluded->clear();
   DWORD len = 0;
   LONG rv = SCardListReaders(ctx, nullptr, nullptr, &len);
   if (rv != SCARD_S_SUCCESS) return rv;
@@ -48,7 +51,7 @@ LONG ListMatchingReaders(SCARDCONTEXT ctx, const std::string& glob, std::vector<
   if (rv != SCARD_S_SUCCESS) return rv;
   for (const char* p = buf.data(); *p != '\0' && p < buf.data() + buf.size(); p += std::strlen(p) + 1) {
     std::string name(p);
-    if (core::GlobMatch(glob, name)) out->push_back(name);
+    (core::GlobMatch(glob, name) ? out : excluded)->push_back(name);
   }
   return SCARD_S_SUCCESS;
 }
@@ -69,7 +72,7 @@ PresenceResult WaitForCard(const std::string& reader_glob, std::uint32_t wait_se
   bool announced = false;
   for (;;) {
     std::vector<std::string> readers;
-    rv = ListMatchingReaders(ctx.get(), reader_glob, &readers);
+    rv = ListMatchingReaders(ctx.get(), reader_glob, &readers, &out.excluded);
     if (rv != SCARD_S_SUCCESS && rv != SCARD_E_NO_READERS_AVAILABLE) {
       out.result = HelperResult::kNoPcsc;
       out.message = PcscError("SCardListReaders", rv);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/protocol.h"
 
@@ -14,6 +15,7 @@ struct PresenceResult {
   core::HelperResult result = core::HelperResult::kOk;
   std::string message;  // includes pcsc_stringify_error text on failure
   std::string reader;   // a reader with a card, on success
+  std::vector<std::string> excluded;  // readers PC/SC knows that did not match the glob
 };
 
 // WaitForCard asks PC/SC whether a card is in a reader whose name matches

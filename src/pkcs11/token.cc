@@ -107,6 +107,16 @@ std::optional<bool> GetBool(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_
   return value == CK_TRUE;
 }
 
+bool TokenGone(CK_RV rv) {
+  return rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_SESSION_HANDLE_INVALID ||
+         rv == CKR_SESSION_CLOSED || rv == CKR_SLOT_ID_INVALID || rv == CKR_DEVICE_ERROR;
+}
+
+// Failure maps a failed operation: a card that went away, else fallback.
+HelperResult Failure(CK_RV rv, HelperResult fallback) {
+  return TokenGone(rv) ? HelperResult::kTokenRemoved : fallback;
+}
+
 HelperResult LoginResult(CK_RV rv) {
   switch (rv) {
     case CKR_PIN_INCORRECT:
@@ -118,13 +128,8 @@ HelperResult LoginResult(CK_RV rv) {
       return HelperResult::kPinLenRange;
     case CKR_PIN_EXPIRED:
       return HelperResult::kPinExpired;
-    case CKR_DEVICE_REMOVED:
-    case CKR_TOKEN_NOT_PRESENT:
-    case CKR_SESSION_HANDLE_INVALID:
-    case CKR_SESSION_CLOSED:
-      return HelperResult::kTokenRemoved;
     default:
-      return HelperResult::kInternal;
+      return Failure(rv, HelperResult::kInternal);
   }
 }
 
@@ -152,7 +157,8 @@ struct Pkcs11::Impl {
     }
   }
 
-  void ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri, core::ListReply& reply);
+  void ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri,
+                const std::vector<std::string>& excluded_readers, core::ListReply& reply);
   core::SignReply Sign(const core::SignRequest& request);
 };
 
@@ -187,7 +193,8 @@ core::Result<std::unique_ptr<Pkcs11>> Pkcs11::Load(const std::string& module) {
   return std::unique_ptr<Pkcs11>(new Pkcs11(std::move(impl)));
 }
 
-void Pkcs11::List(const std::string& token_uri, core::ListReply& reply) {
+void Pkcs11::List(const std::string& token_uri, const std::vector<std::string>& excluded_readers,
+                  core::ListReply& reply) {
   UriPtr uri;
   if (!token_uri.empty()) {
     uri.reset(p11_kit_uri_new());
@@ -218,7 +225,7 @@ void Pkcs11::List(const std::string& token_uri, core::ListReply& reply) {
       }
       slots.resize(std::min<std::size_t>(count, slots.size()));
     }
-    for (CK_SLOT_ID slot : slots) impl_->ListSlot(f, slot, uri.get(), reply);
+    for (CK_SLOT_ID slot : slots) impl_->ListSlot(f, slot, uri.get(), excluded_readers, reply);
   }
   if (reply.identities.empty() && reply.result == HelperResult::kOk) {
     reply.result = HelperResult::kNoToken;
@@ -227,10 +234,18 @@ void Pkcs11::List(const std::string& token_uri, core::ListReply& reply) {
 }
 
 void Pkcs11::Impl::ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri,
+                            const std::vector<std::string>& excluded_readers,
                             core::ListReply& reply) {
   CK_SLOT_INFO slot_info;
   CK_TOKEN_INFO token;
   if (f->C_GetSlotInfo(slot, &slot_info) != CKR_OK) return;
+  std::string slot_name = PaddedField(slot_info.slotDescription);
+  for (const std::string& reader : excluded_readers) {
+    if (slot_name == reader) {
+      reply.notes.push_back("slot '" + slot_name + "' skipped: reader does not match 'reader'");
+      return;
+    }
+  }
   CK_RV rv = f->C_GetTokenInfo(slot, &token);
   if (rv != CKR_OK) {
     reply.notes.push_back(PaddedField(slot_info.slotDescription) + ": " + Err("C_GetTokenInfo", rv));
@@ -356,9 +371,7 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
   CK_SESSION_HANDLE h;
   CK_RV rv = f->C_OpenSession(ref.slot, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
   if (rv != CKR_OK) {
-    HelperResult r = LoginResult(rv);
-    return fail(r == HelperResult::kTokenRemoved || rv == CKR_SLOT_ID_INVALID ? HelperResult::kTokenRemoved : HelperResult::kInternal,
-                Err("C_OpenSession", rv));
+    return fail(Failure(rv, HelperResult::kInternal), Err("C_OpenSession", rv));
   }
   Session session(f, h);
 
@@ -388,6 +401,7 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
   CK_RV find_rv = CKR_OK;
   auto keys = FindObjects(f, h, key_tmpl, 2, 2, &find_rv);
   if (keys.empty()) {
+    if (TokenGone(find_rv)) return fail(HelperResult::kTokenRemoved, Err("C_FindObjects", find_rv));
     reply.token_flags = token_flags();
     return fail(HelperResult::kKeyNotFound, "no private key with the certificate's CKA_ID");
   }
@@ -401,7 +415,7 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
     mech.ulParameterLen = sizeof pss;
   }
   rv = f->C_SignInit(h, &mech, keys[0]);
-  if (rv != CKR_OK) return fail(LoginResult(rv) == HelperResult::kTokenRemoved ? HelperResult::kTokenRemoved : HelperResult::kSignFailed, Err("C_SignInit", rv));
+  if (rv != CKR_OK) return fail(Failure(rv, HelperResult::kSignFailed), Err("C_SignInit", rv));
   if (always_auth) {
     rv = f->C_Login(h, CKU_CONTEXT_SPECIFIC, pin, pin_len);
     if (rv != CKR_OK) {
@@ -414,7 +428,7 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
   CK_ULONG sig_len = sig.size();
   rv = f->C_Sign(h, data.data(), data.size(), sig.data(), &sig_len);
   if (rv != CKR_OK) {
-    return fail(LoginResult(rv) == HelperResult::kTokenRemoved ? HelperResult::kTokenRemoved : HelperResult::kSignFailed, Err("C_Sign", rv));
+    return fail(Failure(rv, HelperResult::kSignFailed), Err("C_Sign", rv));
   }
   if (sig_len == 0 || sig_len > sig.size()) return fail(HelperResult::kSignFailed, "C_Sign returned a bad length");
   sig.resize(sig_len);

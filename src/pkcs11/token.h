@@ -24,8 +24,11 @@ class Pkcs11 {
 
   // List fills reply with every X.509 certificate that has a CKA_ID on every
   // present token matching token_uri (empty = all). Identities are numbered
-  // for Sign. Per-token problems become notes, not failures.
-  void List(const std::string& token_uri, core::ListReply& reply);
+  // for Sign. Slots whose description names a reader in excluded_readers
+  // (PC/SC readers that did not match the reader glob; OpenSC names slots
+  // after readers) are skipped. Per-token problems become notes.
+  void List(const std::string& token_uri, const std::vector<std::string>& excluded_readers,
+            core::ListReply& reply);
 
   // Sign logs in to the identity's token with request.pin (or the PIN pad),
   // finds the private key with the certificate's CKA_ID and signs

@@ -16,7 +16,14 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+
 #include "auth/card_session.h"
+#include "core/atr.h"
+#include "pcsc/readers.h"
 #include "core/accounts.h"
 #include "core/config.h"
 #include "core/pairings.h"
@@ -72,6 +79,8 @@ struct Cli {
   bool debug = false;
   std::string command;
   std::map<char, std::string> opts;  // -u -h -l
+  std::string on_insert;
+  std::string on_remove;
 };
 
 void Usage(std::ostream& out) {
@@ -79,7 +88,10 @@ void Usage(std::ostream& out) {
          "  identities                         identities on inserted cards\n"
          "  pair -u USER [-h HASH] [-l LABEL]  pair a card key with USER (asks the PIN)\n"
          "  unpair -u USER [-h HASH]           remove pairings of USER\n"
-         "  list [-u USER]                     show pairings\n";
+         "  list [-u USER]                     show pairings\n"
+         "  status                             readers, cards and their ATR decoded\n"
+         "  watch [--on-insert CMD] [--on-remove CMD]\n"
+         "                                     follow card insertion and removal\n";
 }
 
 // ReadPin reads the PIN without echo from a terminal, or one line from a
@@ -366,6 +378,114 @@ int CmdUnpair(const Cli& cli, const sc::core::Options& options) {
   return kExitOk;
 }
 
+std::string HexBytes(const std::vector<std::uint8_t>& bytes) {
+  std::string out;
+  char buf[4];
+  for (std::uint8_t b : bytes) {
+    std::snprintf(buf, sizeof buf, "%02X", b);
+    out += (out.empty() ? "" : " ") + std::string(buf);
+  }
+  return out;
+}
+
+int CmdStatus(const Cli& cli, const sc::core::Options& options) {
+  auto readers = sc::pcsc::ListReaderStates(options.reader);
+  if (!readers.ok()) return Report(readers.status());
+  if (cli.json) std::cout << "[";
+  bool first = true;
+  for (const auto& r : *readers) {
+    std::string state = r.present ? (r.mute ? "card (mute)" : "card present") : "empty";
+    if (cli.json) {
+      std::cout << (first ? "" : ",") << "\n  {\"reader\": " << JsonString(r.name)
+                << ", \"state\": " << JsonString(state) << ", \"atr\": " << JsonString(HexBytes(r.atr));
+      if (!r.atr.empty()) {
+        auto info = sc::core::DecodeAtr(r.atr);
+        std::cout << ", \"atr_valid\": " << (info.valid ? "true" : "false") << ", \"protocols\": [";
+        for (std::size_t i = 0; i < info.protocols.size(); ++i) std::cout << (i ? ", " : "") << info.protocols[i];
+        std::cout << "], \"historical\": " << JsonString(HexBytes(info.historical)) << ", \"fields\": [";
+        for (std::size_t i = 0; i < info.fields.size(); ++i) {
+          const auto& f = info.fields[i];
+          char hex[4];
+          std::snprintf(hex, sizeof hex, "%02X", f.value);
+          std::cout << (i ? ", " : "") << "{\"name\": " << JsonString(f.name) << ", \"value\": \"" << hex
+                    << "\", \"meaning\": " << JsonString(f.meaning) << "}";
+        }
+        std::cout << "], \"problems\": [";
+        for (std::size_t i = 0; i < info.problems.size(); ++i) std::cout << (i ? ", " : "") << JsonString(info.problems[i]);
+        std::cout << "]";
+      }
+      std::cout << "}";
+    } else {
+      std::cout << "reader: " << r.name << "\n  state: " << state << "\n";
+      if (!r.atr.empty()) {
+        std::cout << "  ATR: " << HexBytes(r.atr) << "\n" << sc::core::DecodeAtr(r.atr).Describe();
+      }
+      std::cout << "\n";
+    }
+    first = false;
+  }
+  if (cli.json) std::cout << (first ? "]\n" : "\n]\n");
+  if (readers->empty() && !cli.json) std::cout << "no reader" << (options.reader == "*" ? "" : " matching " + options.reader) << "\n";
+  return kExitOk;
+}
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop = true; }
+
+// RunHook runs CMD with /bin/sh -c, the event in its environment, and waits.
+void RunHook(const std::string& cmd, const char* event, const sc::pcsc::ReaderState& r) {
+  if (cmd.empty()) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("SC_EVENT", event, 1);
+    setenv("SC_READER", r.name.c_str(), 1);
+    setenv("SC_ATR", HexBytes(r.atr).c_str(), 1);
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  if (pid < 0) {
+    std::cerr << "sc_auth: fork: " << std::strerror(errno) << "\n";
+    return;
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::cerr << "sc_auth: " << event << " command failed: " << cmd << "\n";
+  }
+}
+
+int CmdWatch(const Cli& cli, const sc::core::Options& options) {
+  std::string on_remove = cli.on_remove;
+  if (on_remove.empty() && options.token_removal_action != "none") {
+    on_remove = options.token_removal_action == "lock"
+                    ? "loginctl lock-session ${XDG_SESSION_ID:-} 2>/dev/null || loginctl lock-sessions"
+                    : options.token_removal_action;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  auto print = [&](const std::string& event, const std::string& reader, const std::string& atr) {
+    if (cli.json) {
+      std::cout << "{\"event\": " << JsonString(event) << ", \"reader\": " << JsonString(reader)
+                << ", \"atr\": " << JsonString(atr) << ", \"time\": "
+                << JsonString(sc::core::FormatTimestamp(std::time(nullptr))) << "}" << std::endl;
+    } else {
+      std::cout << event << "\t" << reader << (atr.empty() ? "" : "\t" + atr) << std::endl;
+    }
+  };
+  sc::pcsc::WatchCallbacks callbacks;
+  callbacks.on_event = [&](sc::pcsc::CardEvent e, const sc::pcsc::ReaderState& r) {
+    bool inserted = e == sc::pcsc::CardEvent::kInserted;
+    print(inserted ? "insert" : "remove", r.name, HexBytes(r.atr));
+    RunHook(inserted ? cli.on_insert : on_remove, inserted ? "insert" : "remove", r);
+  };
+  callbacks.on_note = [&](const std::string& note) { print("note", note, ""); };
+  sc::pcsc::Watch(options.reader, g_stop, callbacks);
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   Cli cli;
   int i = 1;
@@ -377,6 +497,8 @@ int Main(int argc, char** argv) {
       cli.debug = true;
     } else if ((a == "--config" || a == "--service") && i + 1 < argc) {
       (a == "--config" ? cli.config_path : cli.service) = argv[++i];
+    } else if ((a == "--on-insert" || a == "--on-remove") && i + 1 < argc) {
+      (a == "--on-insert" ? cli.on_insert : cli.on_remove) = argv[++i];
     } else if (a == "--help" || a == "-?") {
       Usage(std::cout);
       return kExitOk;
@@ -408,6 +530,8 @@ int Main(int argc, char** argv) {
   }
   if (cli.command == "pair") return CmdPair(cli, *options, log);
   if (cli.command == "unpair") return CmdUnpair(cli, *options);
+  if (cli.command == "status") return CmdStatus(cli, *options);
+  if (cli.command == "watch") return CmdWatch(cli, *options);
   std::cerr << "sc_auth: unknown command '" << cli.command << "'\n";
   Usage(std::cerr);
   return kExitUsage;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace sc::helper {
@@ -85,13 +86,38 @@ core::Result<std::unique_ptr<HelperClient>> HelperClient::Spawn(
 }
 
 HelperClient::~HelperClient() {
+  if (pid_ > 0 && sock_ >= 0) {
+    // Ask the helper to finish (C_Finalize) by ending our side of the
+    // stream, and wait for its side to close, which happens when it exits.
+    // This needs no pidfd (old kernels, valgrind) and no polling.
+    shutdown(sock_, SHUT_WR);
+    struct pollfd p {sock_, POLLIN, 0};
+    auto deadline = core::Clock::now() + std::chrono::milliseconds(1000);
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - core::Clock::now());
+      if (left.count() <= 0) break;
+      int n = poll(&p, 1, static_cast<int>(left.count()));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      char drain[256];
+      ssize_t r = recv(sock_, drain, sizeof drain, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;  // closed: helper exiting
+    }
+  }
   if (sock_ >= 0) close(sock_);
   if (pid_ > 0) {
-    // Closing the socket asks the helper to finish (C_Finalize); a helper
-    // that does not leave in time is killed.
-    if (!WaitExit(pidfd_, 1000)) kill(pid_, SIGKILL);
+    // The socket closes as the helper exits; the pidfd (when the kernel has
+    // one) tells exactly when it is reapable. A helper still there is killed.
+    if (!WaitExit(pidfd_, 200)) {
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+      } else {
+        kill(pid_, SIGKILL);
+      }
+    }
     int status;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    while (pid_ > 0 && waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
   }
   if (pidfd_ >= 0) close(pidfd_);

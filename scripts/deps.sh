@@ -6,6 +6,7 @@ SC_PACKAGES=(
   p11-kit softhsm2 opensc opensc-pkcs11 gnutls-bin openssl
   libnss-wrapper libpam-wrapper pamtester mandoc
   clang libclang-rt-14-dev
+  pcscd vsmartcard-vpcd
 )
 
 sc_install_missing() {

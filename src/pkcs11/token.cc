@@ -284,6 +284,12 @@ void Pkcs11::Impl::ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri
   CK_ATTRIBUTE any_key_tmpl[] = {{CKA_CLASS, &any_key_class, sizeof any_key_class}};
   CK_RV any_rv = CKR_OK;
   bool keys_public = !FindObjects(f, h, any_key_tmpl, 1, 1, &any_rv).empty();
+  if (!keys_public && (token.flags & CKF_LOGIN_REQUIRED) == 0) {
+    // No key now and no login that could reveal one (e.g. p11-kit's
+    // trust-anchor module): nothing on this token can sign.
+    reply.notes.push_back(label + ": no private keys and no login, skipped");
+    return;
+  }
 
   CK_OBJECT_CLASS cert_class = CKO_CERTIFICATE;
   CK_CERTIFICATE_TYPE cert_type = CKC_X_509;

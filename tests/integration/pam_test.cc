@@ -8,11 +8,14 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <security/pam_appl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -830,6 +833,266 @@ TEST_F(PamTest, ScAuthUsageErrorsExitTwo) {
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " frobnicate", ""), 2);
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair", ""), 2);
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair -u alice -h sha256:zz", ""), 2);
+}
+
+// --- the real card stack: pcscd + vpcd + virtual PIV card + OpenSC -------------
+// run-integration.sh starts the lab (tests/vcard/lab.sh) and sets SC_LAB when
+// pcscd and vpcd are installed; these tests skip otherwise.
+
+int Lab(const std::string& command, std::string* output = nullptr) {
+  std::string cmd = "bash " + std::string(getenv("abs_top_srcdir")) + "/tests/vcard/lab.sh " + command + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  int status = pclose(p);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class PcscTest : public PamTest {
+ protected:
+  void SetUp() override {
+    if (getenv("SC_LAB") == nullptr) GTEST_SKIP() << "no PC/SC lab (pcscd/vpcd not installed)";
+    PamTest::SetUp();
+    // Every test starts with the card inserted, the PIN counter full.
+    std::string out;
+    ASSERT_EQ(Lab("insert", &out), 0) << out;
+  }
+
+  std::string OpenScConfig(const std::string& extra = "") {
+    return "[global]\n"
+           "pkcs11_module = " + std::string(getenv("OPENSC_MODULE")) + "\n"
+           "timeout = 5\n"
+           "helper = " + g_build + "/sc-helper\n"
+           "pairings_file = " + pairings_.string() + "\n" + extra;
+  }
+};
+
+TEST_F(PcscTest, CardInReaderSucceedsThroughOpenSC) {
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  auto out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_SUCCESS);
+  ASSERT_EQ(conv_.prompts.size(), 1u);
+  EXPECT_EQ(conv_.prompts[0], "PIN for alice: ");  // OpenSC labels PIV tokens with the 9A CN
+}
+
+TEST_F(PcscTest, P11KitWithOpenScRegisteredSucceeds) {
+  Setup("[global]\npkcs11_module = p11-kit\ntimeout = 5\nhelper = " + g_build +
+        "/sc-helper\npairings_file = " + pairings_.string() + "\n");
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+}
+
+TEST_F(PcscTest, NoCardIsAuthinfoUnavailAtOnce) {
+  std::string out;
+  ASSERT_EQ(Lab("remove", &out), 0) << out;
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  auto r = Run("alice");
+  EXPECT_EQ(r.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(r.seconds, 0.5);
+  EXPECT_TRUE(conv_.prompts.empty());
+}
+
+TEST_F(PcscTest, NoCardFallsThroughToTheNextModule) {
+  std::string out;
+  ASSERT_EQ(Lab("remove", &out), 0) << out;
+  Setup(OpenScConfig());
+  stack_ = "auth sufficient " + Module() + " config=" + config_.string() + "\nauth required pam_permit.so\n";
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);  // the "password" module decides
+}
+
+TEST_F(PcscTest, WaitForCardProceedsWhenTheCardIsInserted) {
+  std::string out;
+  ASSERT_EQ(Lab("remove", &out), 0) << out;
+  Setup(OpenScConfig("wait_for_card = 10\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  std::thread inserter([] {
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // the user takes a second
+    Lab("insert");
+  });
+  auto r = Run("alice");
+  inserter.join();
+  EXPECT_EQ(r.rc, PAM_SUCCESS);
+  EXPECT_TRUE(Contains(conv_.infos, "Insert your smart card"));
+  EXPECT_GT(r.seconds, 1.0);
+  EXPECT_LT(r.seconds, 4.0);
+}
+
+TEST_F(PcscTest, WaitForCardGivesUpAfterItsBound) {
+  std::string out;
+  ASSERT_EQ(Lab("remove", &out), 0) << out;
+  Setup(OpenScConfig("wait_for_card = 1\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  auto r = Run("alice");
+  EXPECT_EQ(r.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_GE(r.seconds, 0.9);
+  EXPECT_LT(r.seconds, 2.5);
+}
+
+TEST_F(PcscTest, ReaderGlobThatMatchesNothingIsAuthinfoUnavail) {
+  Setup(OpenScConfig("reader = \"Other Reader*\"\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+}
+
+TEST_F(PcscTest, ReaderGlobThatMatchesSucceeds) {
+  Setup(OpenScConfig("reader = \"Virtual PCD 00 0?\"\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+}
+
+// Removing the card while the PIN is being typed: a clean failure.
+int RemovingConverse(int n, const struct pam_message** msgs, struct pam_response** resp, void* data) {
+  for (int i = 0; i < n; ++i) {
+    if (msgs[i]->msg_style == PAM_PROMPT_ECHO_OFF) Lab("remove");
+  }
+  return Converse(n, msgs, resp, data);
+}
+
+TEST_F(PcscTest, CardRemovedWhileTypingThePinFailsCleanly) {
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  WriteFile(dir_ / "pam.d" / "sctest", "auth required " + Module() + " config=" + config_.string() + "\n");
+  conv_.answers = {"123456"};
+  struct pam_conv conv {RemovingConverse, &conv_};
+  pam_handle_t* pamh = nullptr;
+  ASSERT_EQ(pam_start_confdir("sctest", "alice", &conv, (dir_ / "pam.d").c_str(), &pamh), PAM_SUCCESS);
+  pam_set_item(pamh, PAM_FAIL_DELAY, reinterpret_cast<const void*>(&RecordDelay));
+  auto start = std::chrono::steady_clock::now();
+  int rc = pam_authenticate(pamh, 0);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  pam_end(pamh, rc);
+  EXPECT_EQ(rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(seconds, 5.0);
+}
+
+TEST_F(PcscTest, PcscdStoppedIsAuthinfoUnavail) {
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  std::string out;
+  ASSERT_EQ(Lab("pcscd-stop", &out), 0) << out;
+  conv_.answers = {"123456"};
+  auto r = Run("alice");
+  EXPECT_EQ(r.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(r.seconds, 1.0);
+  ASSERT_EQ(Lab("pcscd-start", &out), 0) << out;
+}
+
+TEST_F(PcscTest, WrongPinUsesUpTriesAndTheModuleSaysSo) {
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"111111"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_TRUE(Contains(conv_.errors, "Wrong PIN"));
+  std::string status;
+  Lab("status", &status);
+  EXPECT_NE(status.find("tries=2/3"), std::string::npos) << status;
+  conv_ = ConvState{};
+  conv_.answers = {"222222"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_TRUE(Contains(conv_.errors, "Wrong PIN, 1 try left")) << (conv_.errors.empty() ? "" : conv_.errors[0]);
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_TRUE(Contains(conv_.infos, "last PIN try"));
+  Lab("status", &status);
+  EXPECT_NE(status.find("tries=3/3"), std::string::npos) << status;
+}
+
+TEST_F(PcscTest, ScAuthStatusDecodesTheAtr) {
+  Setup(OpenScConfig());
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " status", "", &out), 0) << out;
+  EXPECT_NE(out.find("Virtual PCD 00 00"), std::string::npos) << out;
+  EXPECT_NE(out.find("card present"), std::string::npos) << out;
+  EXPECT_NE(out.find("3B 8C 80 01"), std::string::npos) << out;
+  EXPECT_NE(out.find("TCK = B1  check byte, correct"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --json status", "", &out), 0) << out;
+  EXPECT_NE(out.find("\"atr_valid\": true"), std::string::npos) << out;
+}
+
+// WatchLines follows sc_auth watch's output.
+class WatchProcess {
+ public:
+  explicit WatchProcess(const std::string& config) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      std::string tool = g_build + "/sc_auth";
+      execl(tool.c_str(), "sc_auth", "--config", config.c_str(), "watch", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    fd_ = fds[0];
+  }
+  ~WatchProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status;
+      waitpid(pid_, &status, 0);
+    }
+    if (fd_ >= 0) close(fd_);
+  }
+  // WaitFor returns true when a line starting with prefix arrives in time.
+  bool WaitFor(const std::string& prefix, int ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    for (;;) {
+      std::size_t nl;
+      while ((nl = buffer_.find('\n')) != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        lines_.push_back(line);
+        if (line.rfind(prefix, 0) == 0) return true;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      struct pollfd p {fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      char buf[512];
+      ssize_t n = read(fd_, buf, sizeof buf);
+      if (n <= 0) return false;
+      buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  std::string Seen() const {
+    std::string all;
+    for (const auto& l : lines_) all += l + "\n";
+    return all + buffer_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buffer_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(PcscTest, ScAuthWatchSeesInsertRemoveAndSurvivesPcscdRestart) {
+  Setup(OpenScConfig());
+  WatchProcess watch(config_.string());
+  ASSERT_TRUE(watch.WaitFor("insert\tVirtual PCD 00 00", 5000)) << watch.Seen();
+  Lab("remove");
+  ASSERT_TRUE(watch.WaitFor("remove\tVirtual PCD 00 00", 5000)) << watch.Seen();
+  Lab("insert");
+  ASSERT_TRUE(watch.WaitFor("insert\tVirtual PCD 00 00", 5000)) << watch.Seen();
+  std::string out;
+  ASSERT_EQ(Lab("pcscd-stop", &out), 0) << out;
+  ASSERT_TRUE(watch.WaitFor("remove\tVirtual PCD 00 00", 5000)) << watch.Seen();
+  ASSERT_EQ(Lab("pcscd-start", &out), 0) << out;
+  // vpiv reconnects to the new pcscd: the card shows up again.
+  EXPECT_TRUE(watch.WaitFor("insert\tVirtual PCD 00 00", 8000)) << watch.Seen();
 }
 
 }  // namespace

@@ -43,10 +43,27 @@ nologin:x:1005:
 nocard:x:2000:alice
 GROUP
 
+# The PC/SC lab: a private pcscd with the vpcd reader and the vpiv virtual PIV
+# card holding alice's key. Started here, stopped by PID when the tests end.
+opensc_module=$(ls /usr/lib/*/opensc-pkcs11.so 2>/dev/null | head -n 1 || true)
+if command -v pcscd >/dev/null && [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] &&
+   [ -n "$opensc_module" ]; then
+  export SC_LAB="$work/lab" SC_VPIV_BIN="$build/tests/vcard/vpiv" OPENSC_MODULE="$opensc_module"
+  export SC_VPIV_CERT="$work/fixtures/certs/alice-rsa.pem" SC_VPIV_KEY="$work/fixtures/certs/alice-rsa.key"
+  rm -rf "$SC_LAB"
+  trap 'bash "$src/tests/vcard/lab.sh" stop' EXIT
+  if ! bash "$src/tests/vcard/lab.sh" start; then
+    echo "FAIL: could not start the PC/SC lab (pcscd + vpiv); see $SC_LAB"
+    exit 1
+  fi
+else
+  echo "NOTE: pcscd, vsmartcard-vpcd or opensc-pkcs11 missing: PC/SC tests skip (run-tests.sh installs them)"
+fi
+
 export FIXTURES="$work/fixtures"
 export LD_PRELOAD="$nss_wrapper"
 export NSS_WRAPPER_PASSWD="$work/passwd"
 export NSS_WRAPPER_GROUP="$work/group"
 # With --enable-sanitizers the ASan runtime is not first once nss_wrapper is preloaded.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
-exec "$build/tests/integration/pam_tests" "$@"
+"$build/tests/integration/pam_tests" "$@"

@@ -861,10 +861,10 @@ class PcscTest : public PamTest {
     ASSERT_EQ(Lab("insert", &out), 0) << out;
   }
 
-  std::string OpenScConfig(const std::string& extra = "") {
+  std::string OpenScConfig(const std::string& extra = "", int timeout = 5) {
     return "[global]\n"
            "pkcs11_module = " + std::string(getenv("OPENSC_MODULE")) + "\n"
-           "timeout = 5\n"
+           "timeout = " + std::to_string(timeout) + "\n"
            "helper = " + g_build + "/sc-helper\n"
            "pairings_file = " + pairings_.string() + "\n" + extra;
   }
@@ -986,6 +986,19 @@ TEST_F(PcscTest, PcscdStoppedIsAuthinfoUnavail) {
   EXPECT_EQ(r.rc, PAM_AUTHINFO_UNAVAIL);
   EXPECT_LT(r.seconds, 1.0);
   ASSERT_EQ(Lab("pcscd-start", &out), 0) << out;
+}
+
+TEST_F(PcscTest, HungPcscdIsAuthinfoUnavailWithinTimeout) {
+  Setup(OpenScConfig("", /*timeout=*/2));
+  Pair("alice", "ALICE_RSA_SPKI");
+  pid_t pcscd = static_cast<pid_t>(std::stol(ReadFile(std::string(getenv("SC_LAB")) + "/pcscd.pid")));
+  ASSERT_GT(pcscd, 1);
+  ASSERT_EQ(kill(pcscd, SIGSTOP), 0);
+  conv_.answers = {"123456"};
+  auto r = Run("alice");
+  kill(pcscd, SIGCONT);
+  EXPECT_EQ(r.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(r.seconds, 2 + 1.0);
 }
 
 TEST_F(PcscTest, WrongPinUsesUpTriesAndTheModuleSaysSo) {

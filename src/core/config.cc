@@ -370,7 +370,7 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
 
   // Keys may appear once per section; [global] may be reopened but its keys
   // are still unique across its parts.
-  auto apply = [&](const RawSection& section, std::set<std::string>& seen) -> Status {
+  auto apply = [&](const RawSection& section, std::set<std::string>& seen, Options& target) -> Status {
     for (const RawEntry& e : section.entries) {
       if (!seen.insert(e.key).second) {
         return ConfigError(Where(file_name, e.line) + "duplicate key '" + e.key + "'");
@@ -378,7 +378,7 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
       if (!IsKnownKey(e.key)) {
         return ConfigError(Where(file_name, e.line) + "unknown key '" + e.key + "'");
       }
-      Status s = SetOption(options, e.key, e.value);
+      Status s = SetOption(target, e.key, e.value);
       if (!s.ok()) return ConfigError(Where(file_name, e.line) + s.message());
     }
     return Status::Ok();
@@ -386,31 +386,20 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
 
   std::set<std::string> global_seen;
   for (const RawSection& s : *sections) {
-    if (s.kind == "global") SC_RETURN_IF_ERROR(apply(s, global_seen));
+    if (s.kind == "global") SC_RETURN_IF_ERROR(apply(s, global_seen, options));
   }
-  // Validate every [service] section, apply the matching one.
+  // Every [service] section is checked as if it applied on top of [global],
+  // so an error shows up for every service (and in sc_auth), not only in
+  // one; the matching section is the one kept.
+  const Options global = options;
   for (const RawSection& s : *sections) {
     if (s.kind != "service") continue;
     std::set<std::string> seen;
-    if (s.name == service) {
-      SC_RETURN_IF_ERROR(apply(s, seen));
-    } else {
-      // Other services' sections are checked as if they applied, so an
-      // error shows up in every service (and in sc_auth), not only in one.
-      Options scratch = options;
-      for (const RawEntry& e : s.entries) {
-        if (!seen.insert(e.key).second) {
-          return ConfigError(Where(file_name, e.line) + "duplicate key '" + e.key + "'");
-        }
-        if (!IsKnownKey(e.key)) {
-          return ConfigError(Where(file_name, e.line) + "unknown key '" + e.key + "'");
-        }
-        Status st = SetOption(scratch, e.key, e.value);
-        if (!st.ok()) return ConfigError(Where(file_name, e.line) + st.message());
-      }
-      Status policy = ValidatePolicy(scratch);
-      if (!policy.ok()) return ConfigError(Where(file_name, s.line) + "[service " + s.name + "]: " + policy.message());
-    }
+    Options with_service = global;
+    SC_RETURN_IF_ERROR(apply(s, seen, with_service));
+    Status policy = ValidatePolicy(with_service);
+    if (!policy.ok()) return ConfigError(Where(file_name, s.line) + "[service " + s.name + "]: " + policy.message());
+    if (s.name == service) options = std::move(with_service);
   }
   for (const RawSection& s : *sections) {
     if (s.kind != "attribute_mapping" && s.kind != "ldap") continue;

@@ -1,13 +1,10 @@
 #include "pcsc/presence.h"
 
-#include <PCSC/winscard.h>
-#include <PCSC/wintypes.h>
-
 #include <chrono>
 #include <cstring>
 #include <vector>
 
-#include "core/strings.h"
+#include "pcsc/context.h"
 
 namespace sc::pcsc {
 namespace {
@@ -15,53 +12,12 @@ namespace {
 using core::HelperResult;
 using Clock = std::chrono::steady_clock;
 
-class Context {
- public:
-  Context() = default;
-  Context(const Context&) = delete;
-  Context& operator=(const Context&) = delete;
-  ~Context() { if (valid_) SCardReleaseContext(ctx_); }
-  LONG Establish() {
-    LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx_);
-    valid_ = rv == SCARD_S_SUCCESS;
-    return rv;
-  }
-  SCARDCONTEXT get() const { return ctx_; }
-
- private:
-  SCARDCONTEXT ctx_ = 0;
-  bool valid_ = false;
-};
-
-std::string PcscError(const char* call, LONG rv) {
-  return std::string(call) + ": " + pcsc_stringify_error(rv);
-}
-
-// ListMatchingReaders returns reader names that match the glob (and in
-// excluded those that do not).
-LONG ListMatchingReaders(SCARDCONTEXT ctx, const std::string& glob, std::vector<std::string>* out,
-                         std::vector<std::string>* excluded) {
-  out->clear();
-  excluded->clear();
-  DWORD len = 0;
-  LONG rv = SCardListReaders(ctx, nullptr, nullptr, &len);
-  if (rv != SCARD_S_SUCCESS) return rv;
-  std::vector<char> buf(len + 1, '\0');
-  rv = SCardListReaders(ctx, nullptr, buf.data(), &len);
-  if (rv != SCARD_S_SUCCESS) return rv;
-  for (const char* p = buf.data(); *p != '\0' && p < buf.data() + buf.size(); p += std::strlen(p) + 1) {
-    std::string name(p);
-    (core::GlobMatch(glob, name) ? out : excluded)->push_back(name);
-  }
-  return SCARD_S_SUCCESS;
-}
-
 }  // namespace
 
 PresenceResult WaitForCard(const std::string& reader_glob, std::uint32_t wait_seconds,
                            const std::function<void()>& on_waiting) {
   PresenceResult out;
-  Context ctx;
+  PcscContext ctx;
   LONG rv = ctx.Establish();
   if (rv != SCARD_S_SUCCESS) {
     out.result = HelperResult::kNoPcsc;
@@ -72,7 +28,7 @@ PresenceResult WaitForCard(const std::string& reader_glob, std::uint32_t wait_se
   bool announced = false;
   for (;;) {
     std::vector<std::string> readers;
-    rv = ListMatchingReaders(ctx.get(), reader_glob, &readers, &out.excluded);
+    rv = ListReaders(ctx.get(), reader_glob, &readers, &out.excluded);
     if (rv != SCARD_S_SUCCESS && rv != SCARD_E_NO_READERS_AVAILABLE) {
       out.result = HelperResult::kNoPcsc;
       out.message = PcscError("SCardListReaders", rv);
@@ -84,7 +40,7 @@ PresenceResult WaitForCard(const std::string& reader_glob, std::uint32_t wait_se
       states[i].dwCurrentState = SCARD_STATE_UNAWARE;
     }
     // The PnP pseudo-reader reports readers being added or removed.
-    states.back().szReader = "\\\\?PnP?\\Notification";
+    states.back().szReader = kPnpReader;
     states.back().dwCurrentState = static_cast<DWORD>(readers.size()) << 16;
     // First call: current state of each reader, no waiting.
     rv = SCardGetStatusChange(ctx.get(), 0, states.data(), static_cast<DWORD>(readers.size()));

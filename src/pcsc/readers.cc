@@ -1,62 +1,14 @@
 #include "pcsc/readers.h"
 
-#include <PCSC/winscard.h>
-#include <PCSC/wintypes.h>
-
 #include <chrono>
 #include <cstring>
 #include <map>
 #include <thread>
 
-#include "core/strings.h"
+#include "pcsc/context.h"
 
 namespace sc::pcsc {
 namespace {
-
-constexpr const char* kPnp = "\\\\?PnP?\\Notification";
-
-class Context {
- public:
-  Context() = default;
-  Context(const Context&) = delete;
-  Context& operator=(const Context&) = delete;
-  ~Context() { Release(); }
-  LONG Establish() {
-    Release();
-    LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx_);
-    valid_ = rv == SCARD_S_SUCCESS;
-    return rv;
-  }
-  void Release() {
-    if (valid_) SCardReleaseContext(ctx_);
-    valid_ = false;
-  }
-  SCARDCONTEXT get() const { return ctx_; }
-
- private:
-  SCARDCONTEXT ctx_ = 0;
-  bool valid_ = false;
-};
-
-std::string PcscError(const char* call, LONG rv) {
-  return std::string(call) + ": " + pcsc_stringify_error(rv);
-}
-
-LONG ListNames(SCARDCONTEXT ctx, const std::string& glob, std::vector<std::string>* out) {
-  out->clear();
-  DWORD len = 0;
-  LONG rv = SCardListReaders(ctx, nullptr, nullptr, &len);
-  if (rv == SCARD_E_NO_READERS_AVAILABLE) return SCARD_S_SUCCESS;
-  if (rv != SCARD_S_SUCCESS) return rv;
-  std::vector<char> buf(len + 1, '\0');
-  rv = SCardListReaders(ctx, nullptr, buf.data(), &len);
-  if (rv == SCARD_E_NO_READERS_AVAILABLE) return SCARD_S_SUCCESS;
-  if (rv != SCARD_S_SUCCESS) return rv;
-  for (const char* p = buf.data(); p < buf.data() + buf.size() && *p != '\0'; p += std::strlen(p) + 1) {
-    if (core::GlobMatch(glob, p)) out->emplace_back(p);
-  }
-  return SCARD_S_SUCCESS;
-}
 
 ReaderState FromPcsc(const std::string& name, const SCARD_READERSTATE& s) {
   ReaderState r;
@@ -73,11 +25,11 @@ ReaderState FromPcsc(const std::string& name, const SCARD_READERSTATE& s) {
 }  // namespace
 
 core::Result<std::vector<ReaderState>> ListReaderStates(const std::string& glob) {
-  Context ctx;
+  PcscContext ctx;
   LONG rv = ctx.Establish();
   if (rv != SCARD_S_SUCCESS) return core::Unavailable(PcscError("SCardEstablishContext", rv));
   std::vector<std::string> names;
-  rv = ListNames(ctx.get(), glob, &names);
+  rv = ListReaders(ctx.get(), glob, &names, nullptr);
   if (rv != SCARD_S_SUCCESS) return core::Unavailable(PcscError("SCardListReaders", rv));
   std::vector<SCARD_READERSTATE> states(names.size());
   for (std::size_t i = 0; i < names.size(); ++i) {
@@ -100,7 +52,7 @@ void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCa
   std::map<std::string, bool> present;  // last known card state per reader
   bool service_up = false;
   while (!stop) {
-    Context ctx;
+    PcscContext ctx;
     LONG rv = ctx.Establish();
     if (rv != SCARD_S_SUCCESS) {
       if (service_up) cb.on_note("PC/SC service lost: " + std::string(pcsc_stringify_error(rv)));
@@ -116,14 +68,14 @@ void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCa
     // Inner loop: one context, readers re-listed on every PnP change.
     while (!stop) {
       std::vector<std::string> names;
-      rv = ListNames(ctx.get(), glob, &names);
+      rv = ListReaders(ctx.get(), glob, &names, nullptr);
       if (rv != SCARD_S_SUCCESS) break;
       std::vector<SCARD_READERSTATE> states(names.size() + 1);
       for (std::size_t i = 0; i < names.size(); ++i) {
         states[i].szReader = names[i].c_str();
         states[i].dwCurrentState = SCARD_STATE_UNAWARE;
       }
-      states.back().szReader = kPnp;
+      states.back().szReader = kPnpReader;
       states.back().dwCurrentState = static_cast<DWORD>(names.size()) << 16;
       // Readers that disappeared: their cards are gone too.
       for (auto it = present.begin(); it != present.end();) {

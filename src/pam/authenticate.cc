@@ -14,6 +14,7 @@
 #include "core/pairings.h"
 #include "core/secure_file.h"
 #include "core/strings.h"
+#include "crypto/trust.h"
 #include "pam/pam_util.h"
 
 namespace sc::pam {
@@ -227,6 +228,17 @@ Status AuthRun::Execute(int argc, const char** argv) {
     }
   }
 
+  // Trust anchors and CRLs are loaded before the card is touched, so a
+  // broken policy fails fast (PAM_SERVICE_ERR) and never half-applies.
+  std::unique_ptr<crypto::TrustStore> trust;
+  if (options->check_certificate_trust != core::TrustLevel::kNone) {
+    auto loaded = crypto::TrustStore::Load(crypto::TrustPolicy::FromOptions(*options));
+    if (!loaded.ok()) return loaded.status();
+    trust = std::move(*loaded);
+    log_.Debug("trust: " + std::to_string(trust->anchor_count()) + " anchor(s), " +
+               std::to_string(trust->crl_count()) + " CRL(s)");
+  }
+
   auto session = auth::CardSession::Open(*options, log_, [this] { conv_.Info("Insert your smart card"); });
   if (!session.ok()) return session.status();
   const auto& identities = (*session)->identities();
@@ -281,6 +293,28 @@ Status AuthRun::Execute(int argc, const char** argv) {
     return core::Denied(others.empty() ? "no certificate on the card is paired with any user"
                                        : "the card is paired with " + others + ", not " + user_);
   }
+  if (trust) {
+    // Only certificates that pass the trust policy may be used.
+    std::vector<std::size_t> trusted;
+    std::string first_reason;
+    for (std::size_t i : candidates) {
+      crypto::TrustVerdict verdict = trust->Evaluate(identities[i].cert, std::time(nullptr));
+      for (const std::string& n : verdict.notes) log_.Debug("trust: " + n);
+      for (const std::string& w : verdict.warnings) log_.Warning("trust: " + identities[i].cert.spki_sha256() + ": " + w);
+      if (verdict.trusted) {
+        trusted.push_back(i);
+      } else if (first_reason.empty()) {
+        first_reason = verdict.summary;
+        token_label_ = identities[i].token.token_label;
+        key_hash_ = identities[i].cert.spki_sha256();
+      }
+    }
+    if (trusted.empty()) {
+      conv_.Error("The card's certificate is not trusted");
+      return core::Denied("certificate not trusted: " + first_reason);
+    }
+    candidates = std::move(trusted);
+  }
   std::size_t chosen = candidates.front();
   if (candidates.size() > 1) {
     std::vector<std::string> labels;
@@ -296,7 +330,8 @@ Status AuthRun::Execute(int argc, const char** argv) {
   key_hash_ = identity.cert.spki_sha256();
   for (const core::Pairing& p : pairings.pairings) {
     if (p.user == user_ && p.key_hash == key_hash_) {
-      mapping_ = "pairing(" + options->pairings_file + ":" + std::to_string(p.line) + ")";
+      mapping_ = "pairing(" + options->pairings_file + ":" + std::to_string(p.line) + ") trust=" +
+                 std::string(core::TrustLevelName(options->check_certificate_trust));
       break;
     }
   }

@@ -26,6 +26,10 @@ PresenceResult WaitForCard(const std::string& reader_glob, std::uint32_t wait_se
   }
   const auto deadline = Clock::now() + std::chrono::seconds(wait_seconds);
   bool announced = false;
+  // The PnP pseudo-reader's state (pcsc-lite keeps a reader-event counter in
+  // its high word) is carried over between calls: a made-up value would be
+  // a "change" at every call, i.e. a busy loop.
+  DWORD pnp_state = 0;
   for (;;) {
     std::vector<std::string> readers;
     rv = ListReaders(ctx.get(), reader_glob, &readers, &out.excluded);
@@ -41,7 +45,7 @@ PresenceResult WaitForCard(const std::string& reader_glob, std::uint32_t wait_se
     }
     // The PnP pseudo-reader reports readers being added or removed.
     states.back().szReader = kPnpReader;
-    states.back().dwCurrentState = static_cast<DWORD>(readers.size()) << 16;
+    states.back().dwCurrentState = pnp_state;
     // First call: current state of each reader, no waiting.
     rv = SCardGetStatusChange(ctx.get(), 0, states.data(), static_cast<DWORD>(readers.size()));
     if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT && !readers.empty()) {
@@ -71,6 +75,7 @@ PresenceResult WaitForCard(const std::string& reader_glob, std::uint32_t wait_se
     // Block until any reader changes or a reader is plugged in.
     rv = SCardGetStatusChange(ctx.get(), static_cast<DWORD>(left.count()), states.data(),
                               static_cast<DWORD>(states.size()));
+    pnp_state = states.back().dwEventState & ~SCARD_STATE_CHANGED;
     if (rv == SCARD_E_TIMEOUT) continue;  // the loop reports no card
     if (rv != SCARD_S_SUCCESS) {
       out.result = HelperResult::kNoPcsc;

@@ -55,7 +55,6 @@ void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCa
     PcscContext ctx;
     LONG rv = ctx.Establish();
     if (rv != SCARD_S_SUCCESS) {
-      if (service_up) cb.on_note("PC/SC service lost: " + std::string(pcsc_stringify_error(rv)));
       service_up = false;
       // Waiting for a service to come back has no event to wait on.
       for (auto waited = 0ms; waited < backoff && !stop; waited += 50ms) std::this_thread::sleep_for(50ms);
@@ -65,7 +64,10 @@ void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCa
     if (!service_up) cb.on_note("PC/SC service available");
     service_up = true;
     backoff = 100ms;
-    // Inner loop: one context, readers re-listed on every PnP change.
+    // Inner loop: one context, readers re-listed on every PnP change. The
+    // PnP state is carried over (see presence.cc) so that a re-list does not
+    // turn into a busy loop.
+    DWORD pnp_state = 0;
     while (!stop) {
       std::vector<std::string> names;
       rv = ListReaders(ctx.get(), glob, &names, nullptr);
@@ -76,7 +78,7 @@ void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCa
         states[i].dwCurrentState = SCARD_STATE_UNAWARE;
       }
       states.back().szReader = kPnpReader;
-      states.back().dwCurrentState = static_cast<DWORD>(names.size()) << 16;
+      states.back().dwCurrentState = pnp_state;
       // Readers that disappeared: their cards are gone too.
       for (auto it = present.begin(); it != present.end();) {
         bool still = false;
@@ -110,12 +112,13 @@ void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCa
         SCARD_READERSTATE& pnp = states.back();
         if (pnp.dwEventState & SCARD_STATE_CHANGED) relist = true;
         pnp.dwCurrentState = pnp.dwEventState & ~SCARD_STATE_CHANGED;
+        pnp_state = pnp.dwCurrentState;
       }
       if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT) break;
     }
     if (stop) break;
     if (rv != SCARD_S_SUCCESS) {
-      cb.on_note("PC/SC: " + std::string(pcsc_stringify_error(rv)) + ", reconnecting");
+      cb.on_note("PC/SC service lost (" + std::string(pcsc_stringify_error(rv)) + "); reconnecting");
       // Cards are unknown while the service is away; report them removed.
       for (auto& [name, was] : present) {
         if (was) cb.on_event(CardEvent::kRemoved, ReaderState{name, false, false, false, {}});

@@ -21,8 +21,9 @@ struct ReaderState {
   std::vector<std::uint8_t> atr;
 };
 
-// ListReaderStates returns every reader matching glob with its card state,
-// within timeout_ms. kUnavailable when PC/SC is not running.
+// ListReaderStates returns every reader matching glob with its card state
+// (no waiting: a zero-timeout status call). kUnavailable when PC/SC is not
+// running. sc_auth only: a hung pcscd hangs it (interactive tool).
 core::Result<std::vector<ReaderState>> ListReaderStates(const std::string& glob);
 
 enum class CardEvent { kInserted, kRemoved };

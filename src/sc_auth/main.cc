@@ -29,6 +29,7 @@
 #include "core/pairings.h"
 #include "core/secure_file.h"
 #include "core/strings.h"
+#include "crypto/trust.h"
 
 namespace {
 
@@ -255,6 +256,12 @@ int CmdList(const Cli& cli, const sc::core::Options& options) {
 int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log) {
   auto file = LoadPairings(options);
   if (!file.ok()) return Report(file.status());
+  std::unique_ptr<sc::crypto::TrustStore> trust;
+  if (options.check_certificate_trust != sc::core::TrustLevel::kNone) {
+    auto loaded = sc::crypto::TrustStore::Load(sc::crypto::TrustPolicy::FromOptions(options));
+    if (!loaded.ok()) return Report(loaded.status());
+    trust = std::move(*loaded);
+  }
   auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
   if (!session.ok()) return Report(session.status());
   bool first = true;
@@ -263,8 +270,12 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     auto users = sc::core::UsersForKey(*file, id.cert.spki_sha256());
     std::string paired;
     for (const auto& u : users) paired += (paired.empty() ? "" : ",") + u;
-    std::string trust = "not checked (check_certificate_trust=" +
-                        std::string(sc::core::TrustLevelName(options.check_certificate_trust)) + ")";
+    std::string trust_text = "not checked (check_certificate_trust=none)";
+    if (trust) {
+      sc::crypto::TrustVerdict verdict = trust->Evaluate(id.cert, std::time(nullptr));
+      trust_text = verdict.summary;
+      for (const std::string& w : verdict.warnings) trust_text += "; warning: " + w;
+    }
     if (cli.json) {
       std::cout << (first ? "" : ",") << "\n  {\"reader\": " << JsonString(id.token.slot_description)
                 << ", \"token\": " << JsonString(id.token.token_label)
@@ -275,7 +286,7 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
                 << ", \"not_before\": " << JsonString(id.cert.NotBefore())
                 << ", \"not_after\": " << JsonString(id.cert.NotAfter())
                 << ", \"key\": " << JsonString(id.cert.spki_sha256())
-                << ", \"trust\": " << JsonString(trust) << ", \"paired_with\": [";
+                << ", \"trust\": " << JsonString(trust_text) << ", \"paired_with\": [";
       for (std::size_t i = 0; i < users.size(); ++i) std::cout << (i ? ", " : "") << JsonString(users[i]);
       std::cout << "]}";
     } else {
@@ -286,7 +297,7 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
                 << "issuer:    " << id.cert.Issuer() << "\n"
                 << "validity:  " << id.cert.NotBefore() << " .. " << id.cert.NotAfter() << "\n"
                 << "hash:      " << id.cert.spki_sha256() << "\n"
-                << "trust:     " << trust << "\n"
+                << "trust:     " << trust_text << "\n"
                 << "paired:    " << (paired.empty() ? "(nobody)" : paired) << "\n\n";
     }
     first = false;
@@ -322,6 +333,13 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
     std::cerr << "sc_auth: several identities; choose one with -h:\n";
     for (const auto& id : ids) std::cerr << "  " << id.cert.spki_sha256() << "  " << id.cert.Subject() << "\n";
     return kExitFailed;
+  }
+  if (options.check_certificate_trust != sc::core::TrustLevel::kNone) {
+    // Pairing a certificate the module would refuse helps nobody.
+    auto trust = sc::crypto::TrustStore::Load(sc::crypto::TrustPolicy::FromOptions(options));
+    if (!trust.ok()) return Report(trust.status());
+    sc::crypto::TrustVerdict verdict = (*trust)->Evaluate(chosen->cert, std::time(nullptr));
+    if (!verdict.trusted) return Report(Status(Code::kDenied, "refusing to pair: certificate not trusted: " + verdict.summary));
   }
   std::string label = chosen->token.token_label;
   if (auto l = cli.opts.find('l'); l != cli.opts.end()) label = l->second;

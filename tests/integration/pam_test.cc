@@ -597,8 +597,8 @@ TEST_F(PamTest, UnknownModuleArgumentIsServiceErr) {
   EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
 }
 
-TEST_F(PamTest, UnsupportedTrustLevelIsRefusedNotIgnored) {
-  Setup(SoftHsmConfig("ALICE_RSA_CONF", "check_certificate_trust = chain\n"));
+TEST_F(PamTest, UnsupportedPolicyIsRefusedNotIgnored) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "ocsp = yes\n"));
   Pair("alice", "ALICE_RSA_SPKI");
   conv_.answers = {"123456"};
   EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
@@ -833,6 +833,121 @@ TEST_F(PamTest, ScAuthUsageErrorsExitTwo) {
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " frobnicate", ""), 2);
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair", ""), 2);
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " pair -u alice -h sha256:zz", ""), 2);
+}
+
+// --- certificate trust (check_certificate_trust) ---------------------------------
+// Each case puts one certificate of tests/fixtures' trust/ set (with its key)
+// on the mock token, pairs it with alice, and logs in under one policy. The
+// PAM code and the reason sc_auth identities gives are both checked.
+
+struct TrustCase {
+  const char* name;
+  const char* cert;    // fixtures.env TRUST_<cert>_{CERT,KEY,SPKI}
+  const char* level;
+  const char* crl;     // fixtures.env key of a CRL dir, or ""
+  const char* extra;   // more config lines
+  int rc;
+  const char* reason;  // in sc_auth identities' trust column ("" = don't check)
+};
+
+class TrustTest : public PamTest, public ::testing::WithParamInterface<TrustCase> {};
+
+TEST_P(TrustTest, Policy) {
+  const TrustCase& c = GetParam();
+  std::string cert = c.cert;
+  std::string extra = std::string("check_certificate_trust = ") + c.level + "\n";
+  // ca_file, unless the case tests ca_dir alone.
+  if (std::string(c.extra).find("ca_dir") == std::string::npos) extra += "ca_file = " + Fx("CA_CHAIN") + "\n";
+  if (*c.crl) extra += "crl_dir = " + Fx(c.crl) + "\n";
+  extra += c.extra;
+  for (std::size_t at; (at = extra.find("@CADIR@")) != std::string::npos;) extra.replace(at, 7, Fx("TRUST_CA_DIR"));
+  std::string pins = Fx("TRUST_INTERMEDIATE_SHA256");
+  std::string other = Fx("TRUST_OTHER_ROOT_SHA256");
+  for (auto [from, to] : {std::pair<std::string, std::string>{"@INTERMEDIATE@", pins}, {"@OTHER@", other}}) {
+    for (std::size_t at; (at = extra.find(from)) != std::string::npos;) extra.replace(at, from.size(), to);
+  }
+  Setup("[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+        "module_env = MOCK_P11_CERT=" + Fx("TRUST_" + cert + "_CERT") + " MOCK_P11_KEY=" + Fx("TRUST_" + cert + "_KEY") +
+        " MOCK_P11_LOG=" + mock_log_.string() + "\npcsc_check = no\ntimeout = 5\nhelper = " + g_build +
+        "/sc-helper\npairings_file = " + pairings_.string() + "\n" + extra);
+  Pair("alice", "TRUST_" + cert + "_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, c.rc);
+  if (c.rc != PAM_SUCCESS && c.rc != PAM_SERVICE_ERR) {
+    EXPECT_EQ(MockLogins(), 0) << "no PIN may be tried with an untrusted certificate";
+  }
+  if (*c.reason) {
+    std::string out;
+    RunScAuth("--config " + config_.string() + " identities", "", &out);
+    EXPECT_NE(out.find(c.reason), std::string::npos) << out;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, TrustTest,
+    ::testing::Values(
+        TrustCase{"valid_chain", "VALID", "chain", "", "", PAM_SUCCESS, "trusted (chain)"},
+        TrustCase{"valid_alias_1", "VALID", "1", "", "", PAM_SUCCESS, "trusted (chain)"},
+        TrustCase{"expired", "EXPIRED", "chain", "", "", PAM_AUTH_ERR, "certificate expired on"},
+        TrustCase{"not_yet_valid", "NOTYET", "chain", "", "", PAM_AUTH_ERR, "not yet valid"},
+        TrustCase{"unknown_ca", "UNKNOWN_CA", "chain", "", "", PAM_AUTH_ERR, "unknown issuer"},
+        TrustCase{"self_signed_root", "SELFSIGNED_ROOT", "chain", "", "", PAM_AUTH_ERR, "unknown issuer"},
+        TrustCase{"self_signed_root_hard", "SELFSIGNED_ROOT", "3", "TRUST_CRL_DIR_CURRENT", "", PAM_AUTH_ERR, "unknown issuer"},
+        TrustCase{"no_digital_signature", "NO_DIGSIG", "chain", "", "", PAM_AUTH_ERR, "digitalSignature"},
+        TrustCase{"wrong_eku", "WRONG_EKU", "chain", "", "required_eku = clientAuth\n", PAM_AUTH_ERR, "wrong extended key usage"},
+        TrustCase{"no_eku_required", "NO_EKU", "chain", "", "required_eku = clientAuth\n", PAM_AUTH_ERR, "no extended key usage"},
+        TrustCase{"no_eku_not_required", "NO_EKU", "chain", "", "", PAM_SUCCESS, "trusted"},
+        TrustCase{"ms_smartcard_login", "MSONLY", "chain", "", "required_eku = clientAuth, msSmartcardLogin\n", PAM_SUCCESS, "trusted"},
+        TrustCase{"eku_by_oid", "MSONLY", "chain", "", "required_eku = 1.3.6.1.4.1.311.20.2.2\n", PAM_SUCCESS, "trusted"},
+        TrustCase{"pinned_issuer", "VALID", "chain", "", "trusted_authorities = @INTERMEDIATE@\n", PAM_SUCCESS, "trusted"},
+        TrustCase{"other_pinned_issuer", "VALID", "chain", "", "trusted_authorities = @OTHER@\n", PAM_AUTH_ERR, "not in trusted_authorities"},
+        TrustCase{"revoked_chain_only", "REVOKED", "chain", "TRUST_CRL_DIR_CURRENT", "", PAM_SUCCESS, "trusted (chain)"},
+        TrustCase{"revoked_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_CURRENT", "", PAM_AUTH_ERR, "revoked on"},
+        TrustCase{"revoked_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_CURRENT", "", PAM_AUTH_ERR, "revoked on"},
+        TrustCase{"revoked_expired_crl_soft", "REVOKED", "2", "TRUST_CRL_DIR_EXPIRED", "", PAM_AUTH_ERR, "revoked on"},
+        TrustCase{"valid_soft", "VALID", "soft-revocation", "TRUST_CRL_DIR_CURRENT", "", PAM_SUCCESS, "trusted (soft-revocation)"},
+        TrustCase{"valid_hard", "VALID", "hard-revocation", "TRUST_CRL_DIR_CURRENT", "", PAM_SUCCESS, "trusted (hard-revocation)"},
+        TrustCase{"no_crl_soft", "VALID", "soft-revocation", "", "", PAM_SUCCESS, "no CRL of"},
+        TrustCase{"no_crl_hard", "VALID", "hard-revocation", "", "", PAM_AUTH_ERR, "revocation status of certificate unknown"},
+        TrustCase{"expired_crl_soft", "VALID", "soft-revocation", "TRUST_CRL_DIR_EXPIRED", "", PAM_SUCCESS, "expired on"},
+        TrustCase{"expired_crl_hard", "VALID", "hard-revocation", "TRUST_CRL_DIR_EXPIRED", "", PAM_AUTH_ERR, "CRL of CN=pam_smartcard Test Issuing CA"},
+        TrustCase{"stale_crl_within_grace", "VALID", "hard-revocation", "TRUST_CRL_DIR_STALE3H", "revocation_grace = 4\n", PAM_SUCCESS, "within revocation_grace=4h"},
+        TrustCase{"stale_crl_beyond_grace", "VALID", "hard-revocation", "TRUST_CRL_DIR_STALE3H", "revocation_grace = 1\n", PAM_AUTH_ERR, "revocation_grace 1h"},
+        TrustCase{"crl_of_another_ca_soft", "VALID", "soft-revocation", "TRUST_CRL_DIR_OTHER", "", PAM_SUCCESS, "trusted"},
+        TrustCase{"crl_of_another_ca_hard", "VALID", "hard-revocation", "TRUST_CRL_DIR_OTHER", "", PAM_AUTH_ERR, "unknown"},
+        TrustCase{"ca_dir", "VALID", "chain", "", "ca_dir = @CADIR@\n", PAM_SUCCESS, "trusted"},
+        TrustCase{"bad_eku_name", "VALID", "chain", "", "required_eku = clientauth\n", PAM_SERVICE_ERR, ""}),
+    [](const ::testing::TestParamInfo<TrustCase>& p) { return std::string(p.param.name); });
+
+TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {
+  Setup(MockConfig("alice-rsa", "", "check_certificate_trust = chain\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, GroupWritableCaFileIsServiceErr) {
+  fs::path ca = dir_ / "ca.pem";
+  WriteFile(ca, ReadFile(Fx("CA_CHAIN")), 0664);
+  Setup(MockConfig("alice-rsa", "", "check_certificate_trust = chain\nca_file = " + ca.string() + "\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+}
+
+TEST_F(PamTest, SelfSignedRootInCaFileStillNeverMaps) {
+  // Even an administrator's mistake of trusting the card's self-signed
+  // certificate directly does not make it a login.
+  fs::path ca = dir_ / "ca.pem";
+  WriteFile(ca, ReadFile(Fx("CA_CHAIN")) + ReadFile(Fx("TRUST_SELFSIGNED_ROOT_CERT")));
+  std::string certs = Fx("FIXTURES") + "/certs/";
+  Setup("[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+        "module_env = MOCK_P11_CERT=" + Fx("TRUST_SELFSIGNED_ROOT_CERT") + " MOCK_P11_KEY=" + Fx("TRUST_SELFSIGNED_ROOT_KEY") +
+        "\npcsc_check = no\ntimeout = 5\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() +
+        "\ncheck_certificate_trust = chain\nca_file = " + ca.string() + "\n");
+  Pair("root", "TRUST_SELFSIGNED_ROOT_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("root").rc, PAM_AUTH_ERR);
 }
 
 // --- the real card stack: pcscd + vpcd + virtual PIV card + OpenSC -------------

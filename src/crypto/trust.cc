@@ -1,0 +1,394 @@
+#include "crypto/trust.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/secure_file.h"
+#include "core/strings.h"
+
+namespace sc::crypto {
+namespace {
+
+using X509StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
+using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
+using X509CrlPtr = std::unique_ptr<X509_CRL, Deleter<X509_CRL_free>>;
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
+
+struct ChainDeleter {
+  void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
+};
+using ChainPtr = std::unique_ptr<STACK_OF(X509), ChainDeleter>;
+
+constexpr std::size_t kMaxCaFileBytes = 4 * 1024 * 1024;
+constexpr std::size_t kMaxCrlFileBytes = 256 * 1024 * 1024;
+// Allowed clock difference between CRL issuers and this host.
+constexpr long kClockSkewSeconds = 300;
+
+struct EkuName {
+  const char* name;
+  const char* oid;
+};
+constexpr EkuName kEkuNames[] = {
+    {"serverAuth", "1.3.6.1.5.5.7.3.1"},
+    {"clientAuth", "1.3.6.1.5.5.7.3.2"},
+    {"codeSigning", "1.3.6.1.5.5.7.3.3"},
+    {"emailProtection", "1.3.6.1.5.5.7.3.4"},
+    {"msSmartcardLogin", "1.3.6.1.4.1.311.20.2.2"},
+    {"pkinitClient", "1.3.6.1.5.2.3.4"},
+    {"anyExtendedKeyUsage", "2.5.29.37.0"},
+};
+
+std::string TimeText(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    DrainErrors();
+    return "?";
+  }
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+std::string NameText(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "?";
+  char* data = nullptr;  // borrowed from bio
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return n > 0 && data != nullptr ? std::string(data, static_cast<std::size_t>(n)) : "";
+}
+
+std::string Sha256Hex(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return {};
+  return core::HexEncode(std::span<const std::uint8_t>(md, len));
+}
+
+// ParseCertificates accepts PEM (any number) or one DER certificate.
+core::Status ParseCertificates(const std::string& path, const std::string& data, std::vector<X509Ptr>* out) {
+  if (data.find("-----BEGIN") != std::string::npos) {
+    BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+    std::size_t before = out->size();
+    while (X509* x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out->emplace_back(x);
+    DrainErrors();  // the end of the PEM stream is reported as an error
+    if (out->size() == before) return core::ConfigError(path + ": no certificate in PEM file");
+    return core::Status::Ok();
+  }
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(data.data());
+  X509* x = d2i_X509(nullptr, &p, static_cast<long>(data.size()));
+  if (x == nullptr) return core::ConfigError(path + ": not a certificate (PEM or DER): " + DrainErrors());
+  out->emplace_back(x);
+  return core::Status::Ok();
+}
+
+core::Status ParseCrls(const std::string& path, const std::string& data, std::vector<X509CrlPtr>* out) {
+  if (data.find("-----BEGIN") != std::string::npos) {
+    BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+    std::size_t before = out->size();
+    while (X509_CRL* c = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) out->emplace_back(c);
+    DrainErrors();
+    if (out->size() == before) return core::ConfigError(path + ": no CRL in PEM file");
+    return core::Status::Ok();
+  }
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(data.data());
+  X509_CRL* c = d2i_X509_CRL(nullptr, &p, static_cast<long>(data.size()));
+  if (c == nullptr) return core::ConfigError(path + ": not a CRL (PEM or DER): " + DrainErrors());
+  out->emplace_back(c);
+  return core::Status::Ok();
+}
+
+// RegularFilesIn lists the regular files of dir (not symlinks: c_rehash
+// links point at files that are read directly; not dotfiles).
+core::Result<std::vector<std::string>> RegularFilesIn(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return core::ConfigError(dir + ": cannot open directory: " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    close(fd);
+    return core::ConfigError(dir + ": directory must be owned by root and not writable by group/other");
+  }
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    close(fd);
+    return core::ConfigError(dir + ": " + std::strerror(errno));
+  }
+  std::vector<std::string> files;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    struct stat fst {};
+    if (fstatat(dirfd(d), e->d_name, &fst, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(fst.st_mode)) continue;
+    files.push_back(dir + "/" + e->d_name);
+  }
+  closedir(d);
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string VerifyErrorText(int err, int depth, X509* cert) {
+  std::string who = depth == 0 ? "certificate" : "CA certificate at depth " + std::to_string(depth);
+  switch (err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      return who + " expired on " + (cert ? TimeText(X509_get0_notAfter(cert)) : "?");
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return who + " not yet valid (from " + (cert ? TimeText(X509_get0_notBefore(cert)) : "?") + ")";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      return "unknown issuer: " + who + " does not chain to a configured trust anchor (" +
+             (cert ? NameText(X509_get_issuer_name(cert)) : std::string("?")) + ")";
+    default:
+      return who + ": " + X509_verify_cert_error_string(err);
+  }
+}
+
+}  // namespace
+
+TrustPolicy TrustPolicy::FromOptions(const core::Options& o) {
+  TrustPolicy p;
+  p.level = o.check_certificate_trust;
+  p.ca_file = o.ca_file;
+  p.ca_dir = o.ca_dir;
+  p.trusted_authorities = o.trusted_authorities;
+  p.crl_dir = o.crl_dir;
+  p.revocation_grace_hours = o.revocation_grace;
+  p.required_eku = o.required_eku;
+  return p;
+}
+
+std::optional<std::string> EkuOid(const std::string& name) {
+  for (const EkuName& e : kEkuNames) {
+    if (name == e.name || name == e.oid) return std::string(e.oid);
+  }
+  // A dotted OID: digits and dots, at least two arcs.
+  if (name.empty() || name.front() == '.' || name.back() == '.' || name.find('.') == std::string::npos) {
+    return std::nullopt;
+  }
+  for (char c : name) {
+    if (!(c == '.' || (c >= '0' && c <= '9'))) return std::nullopt;
+  }
+  if (name.find("..") != std::string::npos) return std::nullopt;
+  return name;
+}
+
+struct TrustStore::Impl {
+  TrustPolicy policy;
+  X509StorePtr store;
+  std::size_t anchors = 0;
+  std::vector<std::string> eku_oids;
+  std::vector<X509CrlPtr> crls;
+
+  // CheckRevocation checks cert (issued by issuer) against the CRLs. OK
+  // means "not revoked per a usable CRL" or (soft) "no usable CRL".
+  bool CheckRevocation(X509* cert, X509* issuer, int depth, std::time_t now, TrustVerdict& v) const;
+};
+
+TrustStore::TrustStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TrustStore::~TrustStore() = default;
+std::size_t TrustStore::anchor_count() const { return impl_->anchors; }
+std::size_t TrustStore::crl_count() const { return impl_->crls.size(); }
+
+core::Result<std::unique_ptr<TrustStore>> TrustStore::Load(const TrustPolicy& policy) {
+  auto impl = std::make_unique<Impl>();
+  impl->policy = policy;
+  impl->store.reset(X509_STORE_new());
+  if (!impl->store) return core::InternalError("X509_STORE_new: " + DrainErrors());
+  for (const std::string& name : policy.required_eku) {
+    auto oid = EkuOid(name);
+    if (!oid) return core::ConfigError("required_eku: unknown EKU '" + name + "' (a name or a dotted OID)");
+    impl->eku_oids.push_back(*oid);
+  }
+  for (const std::string& pin : policy.trusted_authorities) {
+    auto bytes = core::HexDecode(pin.substr(pin.rfind(':') == std::string::npos ? 0 : pin.rfind(':') + 1));
+    if (!bytes || bytes->size() != 32) {
+      return core::ConfigError("trusted_authorities: '" + pin + "' is not a SHA-256 (64 hex digits)");
+    }
+  }
+  std::vector<std::string> ca_paths;
+  if (!policy.ca_file.empty()) ca_paths.push_back(policy.ca_file);
+  if (!policy.ca_dir.empty()) {
+    auto files = RegularFilesIn(policy.ca_dir);
+    if (!files.ok()) return files.status();
+    ca_paths.insert(ca_paths.end(), files->begin(), files->end());
+  }
+  for (const std::string& path : ca_paths) {
+    auto data = core::ReadTrustedFile(path, kMaxCaFileBytes);
+    if (!data.ok()) return data.status();
+    std::vector<X509Ptr> certs;
+    SC_RETURN_IF_ERROR(ParseCertificates(path, *data, &certs));
+    for (X509Ptr& c : certs) {
+      if (X509_STORE_add_cert(impl->store.get(), c.get()) == 1) ++impl->anchors;  // store takes a reference
+      DrainErrors();  // duplicates are reported as errors: harmless
+    }
+  }
+  if (policy.level != core::TrustLevel::kNone && impl->anchors == 0) {
+    return core::ConfigError("check_certificate_trust=" + std::string(core::TrustLevelName(policy.level)) +
+                             " needs trust anchors: set ca_file or ca_dir");
+  }
+  if (!policy.crl_dir.empty() && policy.level >= core::TrustLevel::kSoftRevocation) {
+    auto files = RegularFilesIn(policy.crl_dir);
+    if (!files.ok()) return files.status();
+    for (const std::string& path : *files) {
+      auto data = core::ReadTrustedFile(path, kMaxCrlFileBytes);
+      if (!data.ok()) return data.status();
+      SC_RETURN_IF_ERROR(ParseCrls(path, *data, &impl->crls));
+    }
+  }
+  return std::unique_ptr<TrustStore>(new TrustStore(std::move(impl)));
+}
+
+bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std::time_t now,
+                                       TrustVerdict& v) const {
+  bool hard = policy.level == core::TrustLevel::kHardRevocation;
+  std::string who = depth == 0 ? "certificate" : "CA certificate at depth " + std::to_string(depth);
+  EVP_PKEY* issuer_key = X509_get0_pubkey(issuer);  // borrowed from issuer
+  X509_CRL* best = nullptr;                          // borrowed from crls
+  for (const X509CrlPtr& crl : crls) {
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer)) != 0) continue;
+    if (issuer_key == nullptr || X509_CRL_verify(crl.get(), issuer_key) != 1) {
+      DrainErrors();
+      v.notes.push_back("a CRL naming " + NameText(X509_get_subject_name(issuer)) +
+                        " as issuer has a bad signature: ignored");
+      continue;
+    }
+    const ASN1_TIME* this_update = X509_CRL_get0_lastUpdate(crl.get());
+    if (this_update == nullptr || ASN1_TIME_cmp_time_t(this_update, now + kClockSkewSeconds) > 0) {
+      v.notes.push_back("a CRL of " + NameText(X509_get_subject_name(issuer)) + " is not yet valid: ignored");
+      continue;
+    }
+    // A serial listed in any valid CRL of the issuer is revoked, fresh or not.
+    X509_REVOKED* entry = nullptr;  // borrowed from the CRL
+    if (X509_CRL_get0_by_cert(crl.get(), &entry, cert) == 1 && entry != nullptr) {
+      v.summary = who + " revoked on " + TimeText(X509_REVOKED_get0_revocationDate(entry)) + " (CRL of " +
+                  NameText(X509_get_subject_name(issuer)) + ")";
+      return false;
+    }
+    if (best == nullptr || ASN1_TIME_compare(X509_CRL_get0_lastUpdate(best), this_update) < 0) best = crl.get();
+  }
+  std::string issuer_name = NameText(X509_get_subject_name(issuer));
+  if (best == nullptr) {
+    if (hard) {
+      v.summary = "revocation status of " + who + " unknown: no CRL of " + issuer_name + " in crl_dir";
+      return false;
+    }
+    v.warnings.push_back("no CRL of " + issuer_name + ": revocation not checked (soft-revocation)");
+    return true;
+  }
+  const ASN1_TIME* next = X509_CRL_get0_nextUpdate(best);
+  if (next != nullptr && ASN1_TIME_cmp_time_t(next, now) < 0) {
+    int days = 0, secs = 0;
+    ASN1_TIME* now_t = ASN1_TIME_set(nullptr, now);
+    if (now_t != nullptr) {
+      ASN1_TIME_diff(&days, &secs, next, now_t);
+      ASN1_TIME_free(now_t);
+    }
+    long long age = static_cast<long long>(days) * 86400 + secs;
+    if (age <= static_cast<long long>(policy.revocation_grace_hours) * 3600) {
+      v.warnings.push_back("CRL of " + issuer_name + " expired on " + TimeText(next) +
+                        ", still used within revocation_grace=" + std::to_string(policy.revocation_grace_hours) + "h");
+      return true;
+    }
+    if (hard) {
+      v.summary = "CRL of " + issuer_name + " expired on " + TimeText(next) + " (revocation_grace " +
+                  std::to_string(policy.revocation_grace_hours) + "h)";
+      return false;
+    }
+    v.warnings.push_back("CRL of " + issuer_name + " expired on " + TimeText(next) +
+                         ": revocation not checked (soft-revocation)");
+    return true;
+  }
+  v.notes.push_back(who + " not revoked (CRL of " + issuer_name + ", next update " + TimeText(next) + ")");
+  return true;
+}
+
+TrustVerdict TrustStore::Evaluate(const Certificate& leaf, std::time_t now) const {
+  TrustVerdict v;
+  const TrustPolicy& policy = impl_->policy;
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), impl_->store.get(), leaf.get(), nullptr) != 1) {
+    v.summary = "internal error: " + DrainErrors();
+    return v;
+  }
+  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), now);
+  if (X509_verify_cert(ctx.get()) != 1) {
+    int err = X509_STORE_CTX_get_error(ctx.get());
+    int depth = X509_STORE_CTX_get_error_depth(ctx.get());
+    v.summary = VerifyErrorText(err, depth, X509_STORE_CTX_get_current_cert(ctx.get()));
+    DrainErrors();
+    return v;
+  }
+  ChainPtr chain(X509_STORE_CTX_get1_chain(ctx.get()));
+  int length = chain ? sk_X509_num(chain.get()) : 0;
+  if (length < 2) {
+    // The leaf itself is an anchor: a self-signed certificate someone put
+    // into ca_file. It proves nothing about the card holder.
+    v.summary = "the certificate is itself a trust anchor (self-signed end entity): refused";
+    return v;
+  }
+  X509* cert = leaf.get();
+  v.notes.push_back("chains to " + NameText(X509_get_subject_name(sk_X509_value(chain.get(), length - 1))));
+
+  std::uint32_t ku = X509_get_key_usage(cert);
+  if (ku != UINT32_MAX && (ku & KU_DIGITAL_SIGNATURE) == 0) {
+    v.summary = "key usage lacks digitalSignature";
+    return v;
+  }
+  if (!impl_->eku_oids.empty()) {
+    int critical = 0;
+    auto* ekus = static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, &critical, nullptr));
+    if (ekus == nullptr) {
+      DrainErrors();
+      v.summary = critical == -2 ? "several extended key usage extensions" : "no extended key usage (required_eku is set)";
+      return v;
+    }
+    std::vector<std::string> present;
+    for (int i = 0; i < sk_ASN1_OBJECT_num(ekus); ++i) {
+      char buf[128];
+      if (OBJ_obj2txt(buf, sizeof buf, sk_ASN1_OBJECT_value(ekus, i), 1) > 0) present.emplace_back(buf);
+    }
+    EXTENDED_KEY_USAGE_free(ekus);
+    bool any = false;
+    for (const std::string& want : impl_->eku_oids) {
+      any = any || std::find(present.begin(), present.end(), want) != present.end();
+    }
+    if (!any) {
+      std::string have;
+      for (const auto& p : present) have += (have.empty() ? "" : ", ") + p;
+      v.summary = "wrong extended key usage (" + have + "), required one of required_eku";
+      return v;
+    }
+  }
+  if (!policy.trusted_authorities.empty()) {
+    std::string issuer_hash = Sha256Hex(sk_X509_value(chain.get(), 1));
+    bool pinned = false;
+    for (const std::string& pin : policy.trusted_authorities) {
+      std::string hex = pin.substr(pin.rfind(':') == std::string::npos ? 0 : pin.rfind(':') + 1);
+      std::transform(hex.begin(), hex.end(), hex.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      pinned = pinned || hex == issuer_hash;
+    }
+    if (!pinned) {
+      v.summary = "issuing CA " + NameText(X509_get_subject_name(sk_X509_value(chain.get(), 1))) +
+                  " (sha256 " + issuer_hash + ") is not in trusted_authorities";
+      return v;
+    }
+  }
+  if (policy.level >= core::TrustLevel::kSoftRevocation) {
+    for (int i = 0; i + 1 < length; ++i) {
+      if (!impl_->CheckRevocation(sk_X509_value(chain.get(), i), sk_X509_value(chain.get(), i + 1), i, now, v)) {
+        return v;
+      }
+    }
+  }
+  v.trusted = true;
+  v.summary = "trusted (" + std::string(core::TrustLevelName(policy.level)) + ")";
+  return v;
+}
+
+}  // namespace sc::crypto

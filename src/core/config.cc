@@ -174,6 +174,7 @@ constexpr OptionDescriptor kOptions[] = {
     {"not_enforced_group", &SetGroup},
     {"token_removal_action", &SetRemovalAction},
     {"helper", &SetPath<&Options::helper>},
+    {"cache_dir", &SetPath<&Options::cache_dir>},
 };
 
 const OptionDescriptor* Find(std::string_view key) {

@@ -63,6 +63,7 @@ struct Options {
   std::string not_enforced_group;
   std::string token_removal_action = "none";
   std::string helper = kDefaultHelperPath;
+  std::string cache_dir = SC_CACHEDIR;  // CRL indexes
 
   std::vector<ExtraSection> extra_sections;
 };

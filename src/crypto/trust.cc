@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/secure_file.h"
+#include "crypto/crl_index.h"
 #include "core/strings.h"
 
 namespace sc::crypto {
@@ -17,7 +18,6 @@ namespace {
 
 using X509StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
 using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
-using X509CrlPtr = std::unique_ptr<X509_CRL, Deleter<X509_CRL_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
 
 struct ChainDeleter {
@@ -26,7 +26,6 @@ struct ChainDeleter {
 using ChainPtr = std::unique_ptr<STACK_OF(X509), ChainDeleter>;
 
 constexpr std::size_t kMaxCaFileBytes = 4 * 1024 * 1024;
-constexpr std::size_t kMaxCrlFileBytes = 256 * 1024 * 1024;
 // Allowed clock difference between CRL issuers and this host.
 constexpr long kClockSkewSeconds = 300;
 
@@ -87,22 +86,6 @@ core::Status ParseCertificates(const std::string& path, const std::string& data,
   return core::Status::Ok();
 }
 
-core::Status ParseCrls(const std::string& path, const std::string& data, std::vector<X509CrlPtr>* out) {
-  if (data.find("-----BEGIN") != std::string::npos) {
-    BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-    std::size_t before = out->size();
-    while (X509_CRL* c = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) out->emplace_back(c);
-    DrainErrors();
-    if (out->size() == before) return core::ConfigError(path + ": no CRL in PEM file");
-    return core::Status::Ok();
-  }
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(data.data());
-  X509_CRL* c = d2i_X509_CRL(nullptr, &p, static_cast<long>(data.size()));
-  if (c == nullptr) return core::ConfigError(path + ": not a CRL (PEM or DER): " + DrainErrors());
-  out->emplace_back(c);
-  return core::Status::Ok();
-}
-
 // RegularFilesIn lists the regular files of dir (not symlinks: c_rehash
 // links point at files that are read directly; not dotfiles).
 core::Result<std::vector<std::string>> RegularFilesIn(const std::string& dir) {
@@ -160,6 +143,7 @@ TrustPolicy TrustPolicy::FromOptions(const core::Options& o) {
   p.crl_dir = o.crl_dir;
   p.revocation_grace_hours = o.revocation_grace;
   p.required_eku = o.required_eku;
+  p.cache_dir = o.cache_dir;
   return p;
 }
 
@@ -183,7 +167,7 @@ struct TrustStore::Impl {
   X509StorePtr store;
   std::size_t anchors = 0;
   std::vector<std::string> eku_oids;
-  std::vector<X509CrlPtr> crls;
+  std::vector<std::string> crl_files;  // parsed lazily, through CrlIndex
 
   // CheckRevocation checks cert (issued by issuer) against the CRLs. OK
   // means "not revoked per a usable CRL" or (soft) "no usable CRL".
@@ -193,7 +177,7 @@ struct TrustStore::Impl {
 TrustStore::TrustStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TrustStore::~TrustStore() = default;
 std::size_t TrustStore::anchor_count() const { return impl_->anchors; }
-std::size_t TrustStore::crl_count() const { return impl_->crls.size(); }
+std::size_t TrustStore::crl_count() const { return impl_->crl_files.size(); }
 
 core::Result<std::unique_ptr<TrustStore>> TrustStore::Load(const TrustPolicy& policy) {
   auto impl = std::make_unique<Impl>();
@@ -235,11 +219,7 @@ core::Result<std::unique_ptr<TrustStore>> TrustStore::Load(const TrustPolicy& po
   if (!policy.crl_dir.empty() && policy.level >= core::TrustLevel::kSoftRevocation) {
     auto files = RegularFilesIn(policy.crl_dir);
     if (!files.ok()) return files.status();
-    for (const std::string& path : *files) {
-      auto data = core::ReadTrustedFile(path, kMaxCrlFileBytes);
-      if (!data.ok()) return data.status();
-      SC_RETURN_IF_ERROR(ParseCrls(path, *data, &impl->crls));
-    }
+    impl->crl_files = std::move(*files);
   }
   return std::unique_ptr<TrustStore>(new TrustStore(std::move(impl)));
 }
@@ -248,32 +228,41 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
                                        TrustVerdict& v) const {
   bool hard = policy.level == core::TrustLevel::kHardRevocation;
   std::string who = depth == 0 ? "certificate" : "CA certificate at depth " + std::to_string(depth);
-  EVP_PKEY* issuer_key = X509_get0_pubkey(issuer);  // borrowed from issuer
-  X509_CRL* best = nullptr;                          // borrowed from crls
-  for (const X509CrlPtr& crl : crls) {
-    if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer)) != 0) continue;
-    if (issuer_key == nullptr || X509_CRL_verify(crl.get(), issuer_key) != 1) {
-      DrainErrors();
-      v.notes.push_back("a CRL naming " + NameText(X509_get_subject_name(issuer)) +
-                        " as issuer has a bad signature: ignored");
-      continue;
+  std::string issuer_name = NameText(X509_get_subject_name(issuer));
+  std::optional<CrlIndex> best;
+  std::string best_path;
+  for (const std::string& path : crl_files) {
+    std::string note;
+    auto index = CrlIndex::ForIssuer(path, issuer, policy.cache_dir, &note);
+    if (!note.empty()) v.notes.push_back(note);
+    if (!index.ok()) {
+      // An unsafe or unreadable file in crl_dir is a broken policy.
+      v.summary = "revocation: " + index.status().message();
+      return false;
     }
-    const ASN1_TIME* this_update = X509_CRL_get0_lastUpdate(crl.get());
-    if (this_update == nullptr || ASN1_TIME_cmp_time_t(this_update, now + kClockSkewSeconds) > 0) {
-      v.notes.push_back("a CRL of " + NameText(X509_get_subject_name(issuer)) + " is not yet valid: ignored");
+    if (!index->has_value()) continue;
+    CrlIndex& crl = **index;
+    if (crl.this_update() > now + kClockSkewSeconds) {
+      v.notes.push_back(path + ": CRL of " + issuer_name + " is not yet valid: ignored");
       continue;
     }
     // A serial listed in any valid CRL of the issuer is revoked, fresh or not.
-    X509_REVOKED* entry = nullptr;  // borrowed from the CRL
-    if (X509_CRL_get0_by_cert(crl.get(), &entry, cert) == 1 && entry != nullptr) {
-      v.summary = who + " revoked on " + TimeText(X509_REVOKED_get0_revocationDate(entry)) + " (CRL of " +
-                  NameText(X509_get_subject_name(issuer)) + ")";
+    std::time_t revoked_at = 0;
+    if (crl.Lookup(X509_get0_serialNumber(cert), &revoked_at)) {
+      char when[40];
+      struct tm tm {};
+      gmtime_r(&revoked_at, &tm);
+      std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+      v.summary = who + " revoked on " + when + " (CRL of " + issuer_name + ")";
       return false;
     }
-    if (best == nullptr || ASN1_TIME_compare(X509_CRL_get0_lastUpdate(best), this_update) < 0) best = crl.get();
+    v.notes.push_back(path + ": " + std::to_string(crl.size()) + " entries" + (crl.from_cache() ? " (index)" : ""));
+    if (!best || best->this_update() < crl.this_update()) {
+      best = std::move(crl);
+      best_path = path;
+    }
   }
-  std::string issuer_name = NameText(X509_get_subject_name(issuer));
-  if (best == nullptr) {
+  if (!best) {
     if (hard) {
       v.summary = "revocation status of " + who + " unknown: no CRL of " + issuer_name + " in crl_dir";
       return false;
@@ -281,30 +270,31 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
     v.warnings.push_back("no CRL of " + issuer_name + ": revocation not checked (soft-revocation)");
     return true;
   }
-  const ASN1_TIME* next = X509_CRL_get0_nextUpdate(best);
-  if (next != nullptr && ASN1_TIME_cmp_time_t(next, now) < 0) {
-    int days = 0, secs = 0;
-    ASN1_TIME* now_t = ASN1_TIME_set(nullptr, now);
-    if (now_t != nullptr) {
-      ASN1_TIME_diff(&days, &secs, next, now_t);
-      ASN1_TIME_free(now_t);
-    }
-    long long age = static_cast<long long>(days) * 86400 + secs;
+  auto next = best->next_update();
+  auto text = [](std::time_t t) {
+    char buf[40];
+    struct tm tm {};
+    gmtime_r(&t, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    return std::string(buf);
+  };
+  if (next && *next < now) {
+    long long age = static_cast<long long>(now - *next);
     if (age <= static_cast<long long>(policy.revocation_grace_hours) * 3600) {
-      v.warnings.push_back("CRL of " + issuer_name + " expired on " + TimeText(next) +
-                        ", still used within revocation_grace=" + std::to_string(policy.revocation_grace_hours) + "h");
+      v.warnings.push_back("CRL of " + issuer_name + " expired on " + text(*next) +
+                           ", still used within revocation_grace=" + std::to_string(policy.revocation_grace_hours) + "h");
       return true;
     }
     if (hard) {
-      v.summary = "CRL of " + issuer_name + " expired on " + TimeText(next) + " (revocation_grace " +
+      v.summary = "CRL of " + issuer_name + " expired on " + text(*next) + " (revocation_grace " +
                   std::to_string(policy.revocation_grace_hours) + "h)";
       return false;
     }
-    v.warnings.push_back("CRL of " + issuer_name + " expired on " + TimeText(next) +
+    v.warnings.push_back("CRL of " + issuer_name + " expired on " + text(*next) +
                          ": revocation not checked (soft-revocation)");
     return true;
   }
-  v.notes.push_back(who + " not revoked (CRL of " + issuer_name + ", next update " + TimeText(next) + ")");
+  v.notes.push_back(who + " not revoked (CRL of " + issuer_name + (next ? ", next update " + text(*next) : "") + ")");
   return true;
 }
 

@@ -23,6 +23,7 @@ struct TrustPolicy {
   std::string crl_dir;
   std::uint32_t revocation_grace_hours = 0;
   std::vector<std::string> required_eku;  // names or dotted OIDs
+  std::string cache_dir;                  // CRL indexes (crypto/crl_index.h); empty = none
 
   static TrustPolicy FromOptions(const core::Options& options);
 };
@@ -41,8 +42,9 @@ std::optional<std::string> EkuOid(const std::string& name_or_oid);
 
 class TrustStore {
  public:
-  // Load reads the anchors (ca_file, every file in ca_dir) and CRLs (every
-  // file in crl_dir, PEM or DER) with the root-owned-file checks. kConfig
+  // Load reads the anchors (ca_file, every file in ca_dir) with the
+  // root-owned-file checks and lists crl_dir (CRLs are opened when a chain
+  // needs them, through their index in cache_dir). kConfig
   // when a file is unsafe or unreadable, an EKU or pin is malformed, or no
   // anchor is configured while the level asks for a chain.
   static core::Result<std::unique_ptr<TrustStore>> Load(const TrustPolicy& policy);

@@ -858,7 +858,7 @@ TEST_P(TrustTest, Policy) {
   std::string extra = std::string("check_certificate_trust = ") + c.level + "\n";
   // ca_file, unless the case tests ca_dir alone.
   if (std::string(c.extra).find("ca_dir") == std::string::npos) extra += "ca_file = " + Fx("CA_CHAIN") + "\n";
-  if (*c.crl) extra += "crl_dir = " + Fx(c.crl) + "\n";
+  if (*c.crl) extra += "crl_dir = " + Fx(c.crl) + "\ncache_dir = " + (dir_ / "cache").string() + "\n";
   extra += c.extra;
   for (std::size_t at; (at = extra.find("@CADIR@")) != std::string::npos;) extra.replace(at, 7, Fx("TRUST_CA_DIR"));
   std::string pins = Fx("TRUST_INTERMEDIATE_SHA256");
@@ -918,6 +918,67 @@ INSTANTIATE_TEST_SUITE_P(
         TrustCase{"ca_dir", "VALID", "chain", "", "ca_dir = @CADIR@\n", PAM_SUCCESS, "trusted"},
         TrustCase{"bad_eku_name", "VALID", "chain", "", "required_eku = clientauth\n", PAM_SERVICE_ERR, ""}),
     [](const ::testing::TestParamInfo<TrustCase>& p) { return std::string(p.param.name); });
+
+// The CRL index: built at the first login, used (not re-parsed) at the next,
+// rebuilt when the CRL file changes.
+TEST_F(PamTest, CrlIndexIsReusedAndRebuiltWhenTheCrlChanges) {
+  fs::path crls = dir_ / "crls";
+  fs::create_directories(crls);
+  WriteFile(crls / "root.crl.pem", ReadFile(Fx("TRUST_CRL_ROOT")));
+  WriteFile(crls / "intermediate.crl.pem", ReadFile(Fx("TRUST_CRL_INTERMEDIATE")));
+  fs::path cache = dir_ / "cache";
+  std::string certs = Fx("FIXTURES") + "/certs/";
+  Setup("[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+        "module_env = MOCK_P11_CERT=" + Fx("TRUST_VALID_CERT") + " MOCK_P11_KEY=" + Fx("TRUST_VALID_KEY") +
+        "\npcsc_check = no\ntimeout = 5\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() +
+        "\ncheck_certificate_trust = hard-revocation\nca_file = " + Fx("CA_CHAIN") + "\ncrl_dir = " + crls.string() +
+        "\ncache_dir = " + cache.string() + "\n");
+  Pair("alice", "TRUST_VALID_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  std::vector<fs::path> indexes;
+  for (const auto& e : fs::directory_iterator(cache)) indexes.push_back(e.path());
+  ASSERT_EQ(indexes.size(), 2u) << "one index per CRL file";
+  auto stamp = [&] {
+    std::vector<fs::file_time_type> t;
+    for (const auto& p : indexes) t.push_back(fs::last_write_time(p));
+    return t;
+  };
+  auto before = stamp();
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_EQ(stamp(), before) << "an unchanged CRL is not re-indexed";
+  // A new CRL at the same path (now expired): the index is rebuilt and the
+  // hard policy refuses.
+  fs::remove(crls / "intermediate.crl.pem");
+  WriteFile(crls / "intermediate.crl.pem", ReadFile(Fx("TRUST_CRL_INTERMEDIATE_EXPIRED")));
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+}
+
+TEST_F(PamTest, TamperedCrlIndexIsNotTrusted) {
+  fs::path crls = dir_ / "crls";
+  fs::create_directories(crls);
+  WriteFile(crls / "root.crl.pem", ReadFile(Fx("TRUST_CRL_ROOT")));
+  WriteFile(crls / "intermediate.crl.pem", ReadFile(Fx("TRUST_CRL_INTERMEDIATE")));
+  fs::path cache = dir_ / "cache";
+  Setup("[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+        "module_env = MOCK_P11_CERT=" + Fx("TRUST_REVOKED_CERT") + " MOCK_P11_KEY=" + Fx("TRUST_REVOKED_KEY") +
+        "\npcsc_check = no\ntimeout = 5\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() +
+        "\ncheck_certificate_trust = soft-revocation\nca_file = " + Fx("CA_CHAIN") + "\ncrl_dir = " + crls.string() +
+        "\ncache_dir = " + cache.string() + "\n");
+  Pair("alice", "TRUST_REVOKED_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);  // revoked; indexes written
+  // Someone makes the index group-writable (or replaces it): it is not used,
+  // the CRL is read again, and the certificate is still revoked.
+  for (const auto& e : fs::directory_iterator(cache)) chmod(e.path().c_str(), 0666);
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+}
 
 TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {
   Setup(MockConfig("alice-rsa", "", "check_certificate_trust = chain\n"));

@@ -6,7 +6,7 @@ SC_PACKAGES=(
   p11-kit softhsm2 opensc opensc-pkcs11 gnutls-bin openssl
   libnss-wrapper libpam-wrapper pamtester mandoc
   clang libclang-rt-14-dev
-  pcscd vsmartcard-vpcd
+  pcscd vsmartcard-vpcd faketime
 )
 
 sc_install_missing() {

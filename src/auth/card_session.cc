@@ -139,4 +139,20 @@ core::Status CardSession::Prove(const CardIdentity& identity, const core::Secret
   return core::Status::Ok();
 }
 
+
+
+core::Result<std::vector<std::uint8_t>> CardSession::Fetch(const std::string& url,
+                                                           const std::vector<std::uint8_t>& body) {
+  core::FetchRequest request;
+  request.url = url;
+  request.content_type = "application/ocsp-request";
+  request.body = body;
+  request.timeout_seconds = timeout_;
+  log_.Debug("OCSP request to " + url);
+  auto reply = client_->Fetch(request, After(timeout_ + 1));
+  if (!reply.ok()) return reply.status();
+  if (!reply->ok) return core::Unavailable(reply->message);
+  return std::move(reply->body);
+}
+
 }  // namespace sc::auth

@@ -56,6 +56,10 @@ class CardSession {
   core::Status Prove(const CardIdentity& identity, const core::SecretBytes& pin, bool pin_pad,
                      ProofOutcome* outcome);
 
+  // Fetch has the helper POST body to url (OCSP), within the timeout; the
+  // answer is untrusted bytes for the caller to verify.
+  core::Result<std::vector<std::uint8_t>> Fetch(const std::string& url, const std::vector<std::uint8_t>& body);
+
  private:
   CardSession(std::unique_ptr<helper::HelperClient> client, std::uint32_t timeout, core::Logger& log)
       : client_(std::move(client)), timeout_(timeout), log_(log) {}

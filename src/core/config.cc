@@ -305,9 +305,6 @@ Result<std::vector<RawSection>> ParseIni(std::string_view text, std::string_view
 // it: a site asking for certificate checks must never get less than it
 // asked for.
 Status ValidatePolicy(const Options& options) {
-  if (options.ocsp) {
-    return ConfigError("ocsp=yes is not supported by this version yet (CRLs are: crl_dir)");
-  }
   if (options.use_first_pass && options.try_first_pass) {
     return ConfigError("use_first_pass and try_first_pass are exclusive");
   }

@@ -187,6 +187,46 @@ Frame Encode(const SignReply& m) {
   return w.Take();
 }
 
+Frame Encode(const FetchRequest& m) {
+  Writer w(MessageType::kFetchRequest);
+  w.Str(m.url);
+  w.Str(m.content_type);
+  w.Vec(m.body);
+  w.U32(m.timeout_seconds);
+  return w.Take();
+}
+
+Frame Encode(const FetchReply& m) {
+  Writer w(MessageType::kFetchReply);
+  w.U8(m.ok ? 1 : 0);
+  w.Str(m.message);
+  w.Vec(m.body);
+  return w.Take();
+}
+
+Result<FetchRequest> DecodeFetchRequest(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kFetchRequest, "fetch request"));
+  FetchRequest m;
+  m.url = r.Str(2048);
+  m.content_type = r.Str(256);
+  m.body = r.Vec(kMaxFetchBytes);
+  m.timeout_seconds = r.U32();
+  if (!r.ok() || !r.AtEnd()) return Malformed("fetch request");
+  return m;
+}
+
+Result<FetchReply> DecodeFetchReply(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kFetchReply, "fetch reply"));
+  FetchReply m;
+  m.ok = r.Bool();
+  m.message = r.Str();
+  m.body = r.Vec(kMaxFetchBytes);
+  if (!r.ok() || !r.AtEnd()) return Malformed("fetch reply");
+  return m;
+}
+
 Frame EncodeWaiting() {
   Writer w(MessageType::kWaiting);
   return w.Take();

@@ -32,6 +32,8 @@ enum class MessageType : std::uint8_t {
   kSignRequest = 3,
   kSignReply = 4,
   kWaiting = 5,  // helper -> module: no card yet, show "Insert your smart card"
+  kFetchRequest = 6,
+  kFetchReply = 7,
 };
 
 // HelperResult: what went wrong on the hardware side.
@@ -102,6 +104,29 @@ struct SignReply {
   std::uint32_t token_flags = 0;  // after the attempt, for tries-left warnings
   std::vector<std::uint8_t> signature;
 };
+
+// FetchRequest: an HTTP POST the module wants made (OCSP). Network I/O runs
+// in the helper, under the helper's deadline; the module verifies whatever
+// comes back (signature, nonce, freshness).
+struct FetchRequest {
+  std::string url;  // http://host[:port]/path
+  std::string content_type;
+  std::vector<std::uint8_t> body;
+  std::uint32_t timeout_seconds = 0;
+};
+
+struct FetchReply {
+  bool ok = false;
+  std::string message;  // why not, when !ok
+  std::vector<std::uint8_t> body;
+};
+
+inline constexpr std::uint32_t kMaxFetchBytes = 1024 * 1024;
+
+Frame Encode(const FetchRequest& m);
+Frame Encode(const FetchReply& m);
+Result<FetchRequest> DecodeFetchRequest(std::span<const std::uint8_t> payload);
+Result<FetchReply> DecodeFetchReply(std::span<const std::uint8_t> payload);
 
 Frame Encode(const ListRequest& m);
 Frame Encode(const ListReply& m);

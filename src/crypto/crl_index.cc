@@ -17,11 +17,10 @@ namespace {
 using X509CrlPtr = std::unique_ptr<X509_CRL, Deleter<X509_CRL_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
 
-constexpr char kMagic[8] = {'S', 'C', 'C', 'R', 'L', 'I', 'X', '1'};
+constexpr char kMagic[8] = {'S', 'C', 'C', 'R', 'L', 'I', 'X', '2'};
 constexpr std::size_t kHeaderSize = 144;
-constexpr std::size_t kEntrySize = 32;  // key (21) | pad (3) | revoked_at (8, little endian)
-constexpr std::size_t kKeySize = 21;    // sign|length byte, then up to 20 serial bytes
-constexpr std::size_t kMaxSerial = 20;  // RFC 5280 4.1.2.2
+constexpr std::size_t kEntrySize = 64;  // key (56) | revoked_at (8, little endian)
+constexpr std::size_t kKeySize = 56;    // sign|length byte, then up to 55 serial bytes
 constexpr std::size_t kMaxCrlBytes = 256 * 1024 * 1024;
 
 struct FileId {
@@ -54,8 +53,9 @@ std::uint64_t GetU64(const std::uint8_t* p) {
 
 struct Header {
   FileId id;
-  std::uint8_t issuer_name[32] = {};    // SHA-256 of the CRL's issuer name (DER)
-  std::uint8_t verified_with[32] = {};  // SHA-256 of the issuer certificate, zero if not verified
+  std::uint8_t issuer_name[32] = {};    // SHA-256 of the issuer's name (DER)
+  std::uint8_t verified_with[32] = {};  // SHA-256 of the issuer certificate
+  bool has_crl = false;                 // the file holds at least one valid CRL of the issuer
   std::int64_t this_update = 0;
   std::int64_t next_update = 0;
   bool has_next = false;
@@ -72,7 +72,7 @@ struct Header {
     std::memcpy(p + 80, verified_with, 32);
     PutU64(p + 112, static_cast<std::uint64_t>(this_update));
     PutU64(p + 120, static_cast<std::uint64_t>(next_update));
-    PutU64(p + 128, has_next ? 1 : 0);
+    PutU64(p + 128, (has_next ? 1 : 0) | (has_crl ? 2 : 0));
     PutU64(p + 136, count);
   }
   bool Read(const std::uint8_t* p) {
@@ -86,7 +86,9 @@ struct Header {
     std::memcpy(verified_with, p + 80, 32);
     this_update = static_cast<std::int64_t>(GetU64(p + 112));
     next_update = static_cast<std::int64_t>(GetU64(p + 120));
-    has_next = GetU64(p + 128) != 0;
+    std::uint64_t flags = GetU64(p + 128);
+    has_next = (flags & 1) != 0;
+    has_crl = (flags & 2) != 0;
     count = GetU64(p + 136);
     return true;
   }
@@ -122,10 +124,13 @@ std::optional<std::time_t> ToTime(const ASN1_TIME* t) {
   return timegm(&tm);
 }
 
-// SerialKey writes the 21-byte sort key of a serial; false if longer than 20.
+// SerialKey writes the sort key of a serial; false if longer than
+// kMaxIndexedSerial (far beyond RFC 5280's 20 octets; the trust policy
+// refuses certificates with longer serials, so such CRL entries can never
+// match one and are skipped).
 bool SerialKey(const ASN1_INTEGER* serial, std::uint8_t key[kKeySize]) {
   int len = ASN1_STRING_length(serial);
-  if (len < 0 || static_cast<std::size_t>(len) > kMaxSerial) return false;
+  if (len < 0 || static_cast<std::size_t>(len) > kMaxIndexedSerial) return false;
   std::memset(key, 0, kKeySize);
   key[0] = static_cast<std::uint8_t>(len | ((ASN1_STRING_type(serial) & V_ASN1_NEG) ? 0x80 : 0));
   std::memcpy(key + 1, ASN1_STRING_get0_data(serial), static_cast<std::size_t>(len));
@@ -162,7 +167,7 @@ bool CrlIndex::Lookup(const ASN1_INTEGER* serial, std::time_t* revoked_at) const
     std::size_t mid = lo + (hi - lo) / 2;
     int c = std::memcmp(base + mid * kEntrySize, key, kKeySize);
     if (c == 0) {
-      if (revoked_at) *revoked_at = static_cast<std::time_t>(GetU64(base + mid * kEntrySize + 24));
+      if (revoked_at) *revoked_at = static_cast<std::time_t>(GetU64(base + mid * kEntrySize + kKeySize));
       return true;
     }
     if (c < 0) {
@@ -190,12 +195,16 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
     return core::InternalError("hashing the issuer: " + DrainErrors());
   }
 
-  // 1. A matching index: no parsing at all.
+  // 1. The index of this file for this issuer: no parsing at all. One index
+  // per (file, issuer), so a file holding several CAs' CRLs serves each.
   std::string index_path;
   if (!cache_dir.empty()) {
-    std::uint8_t path_hash[32];
-    if (Sha256(path.data(), path.size(), path_hash)) index_path = cache_dir + "/" + Hex(path_hash, 32) + ".idx";
-    int ifd = open(index_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    std::string key = path;
+    key.push_back('\0');
+    key.append(reinterpret_cast<const char*>(issuer_hash), 32);
+    std::uint8_t key_hash[32];
+    if (Sha256(key.data(), key.size(), key_hash)) index_path = cache_dir + "/" + Hex(key_hash, 32) + ".idx";
+    int ifd = index_path.empty() ? -1 : open(index_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     struct stat ist {};
     if (ifd >= 0 && fstat(ifd, &ist) == 0 && SafeStat(ist) && static_cast<std::size_t>(ist.st_size) >= kHeaderSize) {
       auto map = std::make_unique<Mapping>();
@@ -203,28 +212,25 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
       map->base = mmap(nullptr, map->length, PROT_READ, MAP_SHARED, ifd, 0);
       Header h;
       if (map->base != MAP_FAILED && h.Read(static_cast<const std::uint8_t*>(map->base)) && SameId(h.id, id) &&
+          std::memcmp(h.verified_with, issuer_hash, 32) == 0 && std::memcmp(h.issuer_name, issuer_name, 32) == 0 &&
           map->length == kHeaderSize + h.count * kEntrySize) {
-        if (std::memcmp(h.issuer_name, issuer_name, 32) != 0) {
-          close(ifd);
-          close(fd);
-          return std::optional<CrlIndex>();  // another CA's CRL
-        }
-        if (std::memcmp(h.verified_with, issuer_hash, 32) == 0) {
-          close(ifd);
-          close(fd);
-          CrlIndex index;
-          index.map_ = std::move(map);
-          index.this_update_ = static_cast<std::time_t>(h.this_update);
-          if (h.has_next) index.next_update_ = static_cast<std::time_t>(h.next_update);
-          index.from_cache_ = true;
-          return std::optional<CrlIndex>(std::move(index));
-        }
+        close(ifd);
+        close(fd);
+        if (!h.has_crl) return std::optional<CrlIndex>();  // no CRL of this issuer in the file
+        CrlIndex index;
+        index.map_ = std::move(map);
+        index.this_update_ = static_cast<std::time_t>(h.this_update);
+        if (h.has_next) index.next_update_ = static_cast<std::time_t>(h.next_update);
+        index.from_cache_ = true;
+        return std::optional<CrlIndex>(std::move(index));
       }
     }
     if (ifd >= 0) close(ifd);
   }
 
-  // 2. Parse, verify, index.
+  // 2. Parse every CRL of the file; keep those of this issuer whose
+  // signature verifies. Their entries are merged (a serial listed in any
+  // of them is revoked); the newest one (latest thisUpdate) gives the dates.
   std::string data(static_cast<std::size_t>(st.st_size), '\0');
   std::size_t done = 0;
   while (done < data.size()) {
@@ -235,80 +241,73 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
   }
   close(fd);
   data.resize(done);
-  X509CrlPtr crl;
+  std::vector<X509CrlPtr> crls;
   if (data.find("-----BEGIN") != std::string::npos) {
     BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-    // One CRL per file; in a bundle, the first one of this issuer is used.
-    while (X509_CRL* c = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
-      X509CrlPtr candidate(c);
-      if (!crl || X509_NAME_cmp(X509_CRL_get_issuer(c), X509_get_subject_name(issuer)) == 0) {
-        bool better = !crl || X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer)) != 0;
-        if (better) crl = std::move(candidate);
-      }
-    }
+    while (X509_CRL* c = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) crls.emplace_back(c);
     DrainErrors();
   } else {
     const unsigned char* p = reinterpret_cast<const unsigned char*>(data.data());
-    crl.reset(d2i_X509_CRL(nullptr, &p, static_cast<long>(data.size())));
+    if (X509_CRL* c = d2i_X509_CRL(nullptr, &p, static_cast<long>(data.size()))) crls.emplace_back(c);
   }
-  if (!crl) return core::ConfigError(path + ": not a CRL (PEM or DER): " + DrainErrors());
+  if (crls.empty()) return core::ConfigError(path + ": not a CRL (PEM or DER): " + DrainErrors());
 
   Header h;
   h.id = id;
-  if (!NameHash(X509_CRL_get_issuer(crl.get()), h.issuer_name)) return core::InternalError("CRL issuer: " + DrainErrors());
-  auto this_update = ToTime(X509_CRL_get0_lastUpdate(crl.get()));
-  auto next_update = ToTime(X509_CRL_get0_nextUpdate(crl.get()));
-  h.this_update = this_update.value_or(0);
-  h.has_next = next_update.has_value();
-  h.next_update = next_update.value_or(0);
-
+  std::memcpy(h.issuer_name, issuer_name, 32);
+  std::memcpy(h.verified_with, issuer_hash, 32);
   std::vector<std::uint8_t> entries;
-  bool mine = std::memcmp(h.issuer_name, issuer_name, 32) == 0;
-  bool usable = false;
-  if (mine) {
-    EVP_PKEY* key = X509_get0_pubkey(issuer);  // borrowed from issuer
+  EVP_PKEY* key = X509_get0_pubkey(issuer);  // borrowed from issuer
+  std::size_t skipped = 0;
+  for (const X509CrlPtr& crl : crls) {
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer)) != 0) continue;
+    auto this_update = ToTime(X509_CRL_get0_lastUpdate(crl.get()));
     if (!this_update) {
-      *note = path + ": CRL without a valid thisUpdate: ignored";
-    } else if (key == nullptr || X509_CRL_verify(crl.get(), key) != 1) {
+      *note = path + ": a CRL without a valid thisUpdate: ignored";
+      continue;
+    }
+    if (key == nullptr || X509_CRL_verify(crl.get(), key) != 1) {
       DrainErrors();
-      *note = path + ": CRL signature does not verify with " + Hex(issuer_hash, 8) + "...: ignored";
-    } else {
-      STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());  // borrowed from crl
-      int n = revoked ? sk_X509_REVOKED_num(revoked) : 0;
-      entries.resize(static_cast<std::size_t>(n) * kEntrySize);
-      usable = true;
-      for (int i = 0; i < n; ++i) {
-        X509_REVOKED* r = sk_X509_REVOKED_value(revoked, i);
-        std::uint8_t* e = entries.data() + static_cast<std::size_t>(i) * kEntrySize;
-        if (!SerialKey(X509_REVOKED_get0_serialNumber(r), e)) {
-          *note = path + ": CRL lists a serial longer than 20 bytes: CRL ignored";
-          usable = false;
-          break;
-        }
-        PutU64(e + 24, static_cast<std::uint64_t>(ToTime(X509_REVOKED_get0_revocationDate(r)).value_or(0)));
+      *note = path + ": a CRL naming the issuer has a bad signature: ignored";
+      continue;
+    }
+    auto next_update = ToTime(X509_CRL_get0_nextUpdate(crl.get()));
+    if (!h.has_crl || *this_update > h.this_update) {
+      h.this_update = *this_update;
+      h.has_next = next_update.has_value();
+      h.next_update = next_update.value_or(0);
+    }
+    h.has_crl = true;
+    STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());  // borrowed from crl
+    int n = revoked ? sk_X509_REVOKED_num(revoked) : 0;
+    for (int i = 0; i < n; ++i) {
+      X509_REVOKED* r = sk_X509_REVOKED_value(revoked, i);
+      std::uint8_t e[kEntrySize];
+      if (!SerialKey(X509_REVOKED_get0_serialNumber(r), e)) {
+        ++skipped;  // cannot match any certificate the policy accepts
+        continue;
       }
-      if (usable) {
-        // Sort entries by key (fixed-size records).
-        std::vector<std::size_t> order(static_cast<std::size_t>(n));
-        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-        std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-          return std::memcmp(entries.data() + a * kEntrySize, entries.data() + b * kEntrySize, kKeySize) < 0;
-        });
-        std::vector<std::uint8_t> sorted(entries.size());
-        for (std::size_t i = 0; i < order.size(); ++i) {
-          std::memcpy(sorted.data() + i * kEntrySize, entries.data() + order[i] * kEntrySize, kEntrySize);
-        }
-        entries = std::move(sorted);
-        std::memcpy(h.verified_with, issuer_hash, 32);
-        h.count = static_cast<std::uint64_t>(n);
-      } else {
-        entries.clear();
-      }
+      PutU64(e + kKeySize, static_cast<std::uint64_t>(ToTime(X509_REVOKED_get0_revocationDate(r)).value_or(0)));
+      entries.insert(entries.end(), e, e + kEntrySize);
     }
   }
+  if (skipped > 0) *note = path + ": " + std::to_string(skipped) + " entries with overlong serials skipped";
+  // Sort fixed-size records by key; duplicates (several CRLs) are harmless.
+  std::size_t count = entries.size() / kEntrySize;
+  std::vector<std::size_t> order(count);
+  for (std::size_t i = 0; i < count; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return std::memcmp(entries.data() + a * kEntrySize, entries.data() + b * kEntrySize, kKeySize) < 0;
+  });
+  std::vector<std::uint8_t> sorted(entries.size());
+  for (std::size_t i = 0; i < count; ++i) {
+    std::memcpy(sorted.data() + i * kEntrySize, entries.data() + order[i] * kEntrySize, kEntrySize);
+  }
+  h.count = count;
 
-  // 3. Store the index (also for another CA's CRL: the next login skips it
-  // without parsing). Only root writes; others use the result in memory.
+  // 3. Store the index (also "no CRL of this issuer here", so the next
+  // login skips the file without parsing). Only root writes; others use the
+  // result in memory.
   if (!index_path.empty() && geteuid() == 0) {
     struct stat dst {};
     bool dir_ok = stat(cache_dir.c_str(), &dst) == 0 || (mkdir(cache_dir.c_str(), 0755) == 0 && stat(cache_dir.c_str(), &dst) == 0);
@@ -320,8 +319,8 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
         h.Write(head);
         bool ok = write(wfd, head, kHeaderSize) == static_cast<ssize_t>(kHeaderSize);
         std::size_t off = 0;
-        while (ok && off < entries.size()) {
-          ssize_t w = write(wfd, entries.data() + off, entries.size() - off);
+        while (ok && off < sorted.size()) {
+          ssize_t w = write(wfd, sorted.data() + off, sorted.size() - off);
           if (w < 0 && errno == EINTR) continue;
           ok = w > 0;
           if (ok) off += static_cast<std::size_t>(w);
@@ -332,9 +331,9 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
       }
     }
   }
-  if (!mine || !usable) return std::optional<CrlIndex>();
+  if (!h.has_crl) return std::optional<CrlIndex>();
   CrlIndex index;
-  index.memory_ = std::move(entries);
+  index.memory_ = std::move(sorted);
   index.this_update_ = static_cast<std::time_t>(h.this_update);
   if (h.has_next) index.next_update_ = static_cast<std::time_t>(h.next_update);
   return std::optional<CrlIndex>(std::move(index));

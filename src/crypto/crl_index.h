@@ -3,7 +3,7 @@
 // binary search over mmap, so a login does not re-parse (or re-hash) a large
 // CRL that has not changed.
 //
-// The index file (cache_dir/<sha256 of the CRL path>.idx) records the CRL
+// The index file (cache_dir/<sha256 of path and issuer>.idx) records the CRL
 // file's identity (device, inode, size, mtime, ctime), the SHA-256 of the
 // issuer certificate whose key verified the signature, thisUpdate/nextUpdate
 // and the sorted entries. It is trusted like the CRL itself: root-owned, not
@@ -26,12 +26,18 @@
 
 namespace sc::crypto {
 
+// Serials longer than this are not indexed: the trust policy refuses
+// certificates with longer serials (RFC 5280 allows 20 octets).
+inline constexpr std::size_t kMaxIndexedSerial = 55;
+
 class CrlIndex {
  public:
-  // ForIssuer returns the index of the CRL at path if that CRL was issued
-  // and signed by issuer; nullopt if it belongs to another CA or its
-  // signature does not verify (note says which). cache_dir may be empty or
-  // unwritable: the index then lives in memory for this call only.
+  // ForIssuer returns the merged index of every CRL in the file at path that
+  // was issued and signed by issuer (a serial in any of them is revoked; the
+  // newest gives thisUpdate/nextUpdate); nullopt if the file holds none
+  // (note says why when a CRL was rejected). The index is kept per (file,
+  // issuer). cache_dir may be empty or unwritable: the index then lives in
+  // memory for this call only.
   // kConfig when the CRL file is unsafe or unreadable.
   static core::Result<std::optional<CrlIndex>> ForIssuer(const std::string& path, X509* issuer,
                                                          const std::string& cache_dir,

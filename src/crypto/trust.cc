@@ -113,6 +113,15 @@ core::Result<std::vector<std::string>> RegularFilesIn(const std::string& dir) {
   return files;
 }
 
+// PinHex strips the optional "sha256:" prefix; any other prefix is refused.
+std::optional<std::string> PinHex(const std::string& pin) {
+  std::string hex = pin;
+  if (hex.rfind("sha256:", 0) == 0) hex = hex.substr(7);
+  if (hex.find(':') != std::string::npos) return std::nullopt;
+  std::transform(hex.begin(), hex.end(), hex.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return hex;
+}
+
 std::string VerifyErrorText(int err, int depth, X509* cert) {
   std::string who = depth == 0 ? "certificate" : "CA certificate at depth " + std::to_string(depth);
   switch (err) {
@@ -144,6 +153,7 @@ TrustPolicy TrustPolicy::FromOptions(const core::Options& o) {
   p.revocation_grace_hours = o.revocation_grace;
   p.required_eku = o.required_eku;
   p.cache_dir = o.cache_dir;
+  p.ocsp = o.ocsp;
   return p;
 }
 
@@ -171,7 +181,10 @@ struct TrustStore::Impl {
 
   // CheckRevocation checks cert (issued by issuer) against the CRLs. OK
   // means "not revoked per a usable CRL" or (soft) "no usable CRL".
-  bool CheckRevocation(X509* cert, X509* issuer, int depth, std::time_t now, TrustVerdict& v) const;
+  // known_good: OCSP already said "good" for cert, so a missing or expired
+  // CRL does not make the status unknown.
+  bool CheckRevocation(X509* cert, X509* issuer, int depth, std::time_t now, bool known_good,
+                       const std::string& ocsp_detail, TrustVerdict& v) const;
 };
 
 TrustStore::TrustStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -190,9 +203,10 @@ core::Result<std::unique_ptr<TrustStore>> TrustStore::Load(const TrustPolicy& po
     impl->eku_oids.push_back(*oid);
   }
   for (const std::string& pin : policy.trusted_authorities) {
-    auto bytes = core::HexDecode(pin.substr(pin.rfind(':') == std::string::npos ? 0 : pin.rfind(':') + 1));
+    auto hex = PinHex(pin);
+    auto bytes = hex ? core::HexDecode(*hex) : std::nullopt;
     if (!bytes || bytes->size() != 32) {
-      return core::ConfigError("trusted_authorities: '" + pin + "' is not a SHA-256 (64 hex digits)");
+      return core::ConfigError("trusted_authorities: '" + pin + "' is not a SHA-256 (64 hex digits, optional 'sha256:')");
     }
   }
   std::vector<std::string> ca_paths;
@@ -225,6 +239,7 @@ core::Result<std::unique_ptr<TrustStore>> TrustStore::Load(const TrustPolicy& po
 }
 
 bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std::time_t now,
+                                       bool known_good, const std::string& ocsp_detail,
                                        TrustVerdict& v) const {
   bool hard = policy.level == core::TrustLevel::kHardRevocation;
   std::string who = depth == 0 ? "certificate" : "CA certificate at depth " + std::to_string(depth);
@@ -263,8 +278,10 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
     }
   }
   if (!best) {
+    if (known_good) return true;
     if (hard) {
-      v.summary = "revocation status of " + who + " unknown: no CRL of " + issuer_name + " in crl_dir";
+      v.summary = "revocation status of " + who + " unknown: no CRL of " + issuer_name + " in crl_dir" +
+                  (ocsp_detail.empty() ? "" : "; " + ocsp_detail);
       return false;
     }
     v.warnings.push_back("no CRL of " + issuer_name + ": revocation not checked (soft-revocation)");
@@ -278,6 +295,7 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
     std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
     return std::string(buf);
   };
+  if (next && *next < now && known_good) return true;
   if (next && *next < now) {
     long long age = static_cast<long long>(now - *next);
     if (age <= static_cast<long long>(policy.revocation_grace_hours) * 3600) {
@@ -287,7 +305,7 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
     }
     if (hard) {
       v.summary = "CRL of " + issuer_name + " expired on " + text(*next) + " (revocation_grace " +
-                  std::to_string(policy.revocation_grace_hours) + "h)";
+                  std::to_string(policy.revocation_grace_hours) + "h)" + (ocsp_detail.empty() ? "" : "; " + ocsp_detail);
       return false;
     }
     v.warnings.push_back("CRL of " + issuer_name + " expired on " + text(*next) +
@@ -298,7 +316,7 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
   return true;
 }
 
-TrustVerdict TrustStore::Evaluate(const Certificate& leaf, std::time_t now) const {
+TrustVerdict TrustStore::Evaluate(const Certificate& leaf, std::time_t now, const Fetcher* fetch) const {
   TrustVerdict v;
   const TrustPolicy& policy = impl_->policy;
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
@@ -358,11 +376,7 @@ TrustVerdict TrustStore::Evaluate(const Certificate& leaf, std::time_t now) cons
   if (!policy.trusted_authorities.empty()) {
     std::string issuer_hash = Sha256Hex(sk_X509_value(chain.get(), 1));
     bool pinned = false;
-    for (const std::string& pin : policy.trusted_authorities) {
-      std::string hex = pin.substr(pin.rfind(':') == std::string::npos ? 0 : pin.rfind(':') + 1);
-      std::transform(hex.begin(), hex.end(), hex.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      pinned = pinned || hex == issuer_hash;
-    }
+    for (const std::string& pin : policy.trusted_authorities) pinned = pinned || PinHex(pin) == issuer_hash;
     if (!pinned) {
       v.summary = "issuing CA " + NameText(X509_get_subject_name(sk_X509_value(chain.get(), 1))) +
                   " (sha256 " + issuer_hash + ") is not in trusted_authorities";
@@ -370,8 +384,44 @@ TrustVerdict TrustStore::Evaluate(const Certificate& leaf, std::time_t now) cons
     }
   }
   if (policy.level >= core::TrustLevel::kSoftRevocation) {
+    // CRL lookups cover serials up to kMaxIndexedSerial octets; a longer one
+    // (RFC 5280 allows 20) could hide in a CRL, so it is refused.
     for (int i = 0; i + 1 < length; ++i) {
-      if (!impl_->CheckRevocation(sk_X509_value(chain.get(), i), sk_X509_value(chain.get(), i + 1), i, now, v)) {
+      if (static_cast<std::size_t>(ASN1_STRING_length(X509_get0_serialNumber(sk_X509_value(chain.get(), i)))) >
+          kMaxIndexedSerial) {
+        v.summary = "serial number longer than " + std::to_string(kMaxIndexedSerial) + " bytes at depth " + std::to_string(i);
+        return v;
+      }
+    }
+    bool leaf_good = false;
+    std::string ocsp_detail;
+    if (policy.ocsp) {
+      if (fetch == nullptr) {
+        ocsp_detail = "OCSP not available here";
+        v.warnings.push_back(ocsp_detail);
+      } else {
+        OcspResult r = CheckOcsp(cert, sk_X509_value(chain.get(), 1), impl_->store.get(), chain.get(), *fetch,
+                                 policy.cache_dir, policy.revocation_grace_hours, now);
+        ocsp_detail = r.detail;
+        if (r.status == OcspStatus::kRevoked) {
+          v.summary = "certificate " + ocsp_detail.substr(ocsp_detail.find("revoked on")) + " [OCSP]";
+          return v;
+        }
+        if (r.status == OcspStatus::kGood) {
+          leaf_good = true;
+          if (ocsp_detail.find("revocation_grace") != std::string::npos || ocsp_detail.find("cached answer") != std::string::npos) {
+            v.warnings.push_back(ocsp_detail);
+          } else {
+            v.notes.push_back(ocsp_detail);
+          }
+        } else {
+          v.warnings.push_back(ocsp_detail);
+        }
+      }
+    }
+    for (int i = 0; i + 1 < length; ++i) {
+      if (!impl_->CheckRevocation(sk_X509_value(chain.get(), i), sk_X509_value(chain.get(), i + 1), i, now,
+                                  i == 0 && leaf_good, i == 0 ? ocsp_detail : std::string(), v)) {
         return v;
       }
     }

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "crypto/certificate.h"
+#include "crypto/ocsp.h"
 
 namespace sc::crypto {
 
@@ -23,7 +24,8 @@ struct TrustPolicy {
   std::string crl_dir;
   std::uint32_t revocation_grace_hours = 0;
   std::vector<std::string> required_eku;  // names or dotted OIDs
-  std::string cache_dir;                  // CRL indexes (crypto/crl_index.h); empty = none
+  std::string cache_dir;                  // CRL indexes, OCSP answers; empty = none
+  bool ocsp = false;
 
   static TrustPolicy FromOptions(const core::Options& options);
 };
@@ -55,7 +57,9 @@ class TrustStore {
   // Evaluate applies the policy to leaf at time now. Never throws; every
   // refusal names its reason (expired, not yet valid, unknown issuer,
   // revoked on DATE, wrong EKU, CRL expired, ...).
-  TrustVerdict Evaluate(const Certificate& leaf, std::time_t now) const;
+  // With ocsp = yes, fetch makes the responder request (null: OCSP is
+  // skipped with a warning).
+  TrustVerdict Evaluate(const Certificate& leaf, std::time_t now, const Fetcher* fetch = nullptr) const;
 
   std::size_t anchor_count() const;
   std::size_t crl_count() const;

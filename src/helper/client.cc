@@ -180,4 +180,15 @@ core::Result<core::SignReply> HelperClient::Sign(const core::SignRequest& reques
   return reply;
 }
 
+
+
+core::Result<core::FetchReply> HelperClient::Fetch(const core::FetchRequest& request,
+                                                   core::Deadline deadline) {
+  auto reply_frame = Exchange(core::Encode(request), deadline);
+  if (!reply_frame.ok()) return reply_frame.status();
+  auto reply = core::DecodeFetchReply(*reply_frame);
+  if (!reply.ok()) Kill();
+  return reply;
+}
+
 }  // namespace sc::helper

@@ -43,6 +43,10 @@ class HelperClient {
   // Sign sends the request (the PIN is wiped from the sent frame) and waits.
   core::Result<core::SignReply> Sign(const core::SignRequest& request, core::Deadline deadline);
 
+  // Fetch has the helper make an HTTP POST (OCSP); the caller verifies the
+  // answer. kUnavailable on timeout (the helper is then killed).
+  core::Result<core::FetchReply> Fetch(const core::FetchRequest& request, core::Deadline deadline);
+
   // Kill ends the helper at once (after a timeout).
   void Kill();
 

@@ -11,6 +11,7 @@
 
 #include "core/channel.h"
 #include "core/protocol.h"
+#include "helper/fetch.h"
 #include "pcsc/presence.h"
 #include "pkcs11/token.h"
 
@@ -78,6 +79,10 @@ int Serve() {
       }
       request->pin.Wipe();
       if (!Send(Encode(reply))) return 1;
+    } else if (*type == sc::core::MessageType::kFetchRequest) {
+      auto request = sc::core::DecodeFetchRequest(*frame);
+      if (!request.ok()) return 2;
+      if (!Send(Encode(sc::helper::Fetch(*request)))) return 1;
     } else {
       return 2;
     }

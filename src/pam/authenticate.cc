@@ -297,8 +297,11 @@ Status AuthRun::Execute(int argc, const char** argv) {
     // Only certificates that pass the trust policy may be used.
     std::vector<std::size_t> trusted;
     std::string first_reason;
+    crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
+      return (*session)->Fetch(url, body);
+    };
     for (std::size_t i : candidates) {
-      crypto::TrustVerdict verdict = trust->Evaluate(identities[i].cert, std::time(nullptr));
+      crypto::TrustVerdict verdict = trust->Evaluate(identities[i].cert, std::time(nullptr), &fetch);
       for (const std::string& n : verdict.notes) log_.Debug("trust: " + n);
       for (const std::string& w : verdict.warnings) log_.Warning("trust: " + identities[i].cert.spki_sha256() + ": " + w);
       if (verdict.trusted) {

@@ -272,7 +272,10 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     for (const auto& u : users) paired += (paired.empty() ? "" : ",") + u;
     std::string trust_text = "not checked (check_certificate_trust=none)";
     if (trust) {
-      sc::crypto::TrustVerdict verdict = trust->Evaluate(id.cert, std::time(nullptr));
+      sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
+        return (*session)->Fetch(url, body);
+      };
+      sc::crypto::TrustVerdict verdict = trust->Evaluate(id.cert, std::time(nullptr), &fetch);
       trust_text = verdict.summary;
       for (const std::string& w : verdict.warnings) trust_text += "; warning: " + w;
     }
@@ -338,7 +341,10 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
     // Pairing a certificate the module would refuse helps nobody.
     auto trust = sc::crypto::TrustStore::Load(sc::crypto::TrustPolicy::FromOptions(options));
     if (!trust.ok()) return Report(trust.status());
-    sc::crypto::TrustVerdict verdict = (*trust)->Evaluate(chosen->cert, std::time(nullptr));
+    sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
+      return (*session)->Fetch(url, body);
+    };
+    sc::crypto::TrustVerdict verdict = (*trust)->Evaluate(chosen->cert, std::time(nullptr), &fetch);
     if (!verdict.trusted) return Report(Status(Code::kDenied, "refusing to pair: certificate not trusted: " + verdict.summary));
   }
   std::string label = chosen->token.token_label;

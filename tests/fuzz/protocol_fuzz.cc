@@ -27,6 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   RoundTrip(in, sc::core::DecodeListReply);
   RoundTrip(in, sc::core::DecodeSignRequest);
   RoundTrip(in, sc::core::DecodeSignReply);
+  RoundTrip(in, sc::core::DecodeFetchRequest);
+  RoundTrip(in, sc::core::DecodeFetchReply);
   (void)sc::core::PeekType(in);
   return 0;
 }

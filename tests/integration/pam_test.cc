@@ -8,7 +8,10 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <security/pam_appl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -598,7 +601,7 @@ TEST_F(PamTest, UnknownModuleArgumentIsServiceErr) {
 }
 
 TEST_F(PamTest, UnsupportedPolicyIsRefusedNotIgnored) {
-  Setup(SoftHsmConfig("ALICE_RSA_CONF", "ocsp = yes\n"));
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "[attribute_mapping upn]\nfields = NT Principal Name\n"));
   Pair("alice", "ALICE_RSA_SPKI");
   conv_.answers = {"123456"};
   EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
@@ -938,7 +941,7 @@ TEST_F(PamTest, CrlIndexIsReusedAndRebuiltWhenTheCrlChanges) {
   EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
   std::vector<fs::path> indexes;
   for (const auto& e : fs::directory_iterator(cache)) indexes.push_back(e.path());
-  ASSERT_EQ(indexes.size(), 2u) << "one index per CRL file";
+  ASSERT_EQ(indexes.size(), 4u) << "one index per CRL file and issuer (2 files x 2 issuers)";
   auto stamp = [&] {
     std::vector<fs::file_time_type> t;
     for (const auto& p : indexes) t.push_back(fs::last_write_time(p));
@@ -978,6 +981,216 @@ TEST_F(PamTest, TamperedCrlIndexIsNotTrusted) {
   conv_ = ConvState{};
   conv_.answers = {"123456"};
   EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+}
+
+// --- OCSP: a real `openssl ocsp` responder on 127.0.0.1:18888 (the AIA of the
+// trust fixtures' *-aia certificates) -----------------------------------------
+
+// ChildProcess runs argv until destroyed (SIGTERM, then reaped).
+class ChildProcess {
+ public:
+  // env: extra NAME=VALUE entries for the child.
+  explicit ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+                        const std::string& log = "/dev/null") {
+    pid_ = fork();
+    if (pid_ == 0) {
+      for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+      int null_fd = open("/dev/null", O_RDWR);
+      int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(null_fd, 0);
+      dup2(log_fd, 1);
+      dup2(log_fd, 2);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~ChildProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status;
+      waitpid(pid_, &status, 0);
+    }
+  }
+  bool Running() const {
+    int status;
+    return pid_ > 0 && waitpid(pid_, &status, WNOHANG) == 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+constexpr int kOcspPort = 18888;
+
+// PortListening reports whether a socket listens on the TCP port, from
+// /proc/net/tcp{,6}: connecting to check would occupy `openssl ocsp`, which
+// serves one connection at a time.
+bool PortListening(int port) {
+  char want[8];
+  snprintf(want, sizeof want, ":%04X", port);
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::istringstream lines(ReadFile(table));
+    std::string line;
+    std::getline(lines, line);  // header
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      if (state == "0A" && local.size() >= 5 && local.substr(local.size() - 5) == want) return true;
+    }
+  }
+  return false;
+}
+
+// StartResponder starts `openssl ocsp` (optionally under faketime with an
+// offset such as "-2h") answering from index; waits until it listens.
+std::unique_ptr<ChildProcess> StartResponder(const std::string& index, const std::string& fake_offset = "",
+                                             int valid_minutes = 60, const std::string& log = "/dev/null") {
+  std::vector<std::string> argv, env;
+  if (!fake_offset.empty()) {
+    // libfaketime preloaded into openssl itself (the faketime wrapper would
+    // leave openssl running when killed).
+    FILE* p = popen("ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1", "r");
+    char lib[512] = {0};
+    if (p != nullptr && fgets(lib, sizeof lib, p) != nullptr) lib[strcspn(lib, "\n")] = 0;
+    if (p != nullptr) pclose(p);
+    env = {std::string("LD_PRELOAD=") + lib, "FAKETIME=" + fake_offset};
+  }
+  for (const char* a : {"openssl", "ocsp", "-ignore_err", "-nrequest", "100"}) argv.emplace_back(a);
+  argv.insert(argv.end(), {"-index", index, "-port", std::to_string(kOcspPort), "-rsigner", Fx("TRUST_OCSP_CERT"),
+                           "-rkey", Fx("TRUST_OCSP_KEY"), "-CA", Fx("CA_INTERMEDIATE"), "-nmin",
+                           std::to_string(valid_minutes)});
+  // A port just released may refuse the bind for a moment: retry.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto child = std::make_unique<ChildProcess>(argv, env, log);
+    for (int i = 0; i < 100 && child->Running() && !PortListening(kOcspPort); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (child->Running() && PortListening(kOcspPort)) return child;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ADD_FAILURE() << "openssl ocsp did not start; see " << log;
+  return nullptr;
+}
+
+class OcspTest : public PamTest {
+ protected:
+  void SetUp() override {
+    PamTest::SetUp();
+    if (PortListening(kOcspPort)) GTEST_SKIP() << "port " << kOcspPort << " is in use";
+    // Only the root's CRL: at hard-revocation it covers the intermediate, and
+    // the leaf's status must come from OCSP.
+    fs::create_directories(dir_ / "crls");
+    WriteFile(dir_ / "crls" / "root.crl.pem", ReadFile(Fx("TRUST_CRL_ROOT")));
+  }
+  void Configure(const std::string& cert, const std::string& level, const std::string& extra = "") {
+    Setup("[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+          "module_env = MOCK_P11_CERT=" + Fx("TRUST_" + cert + "_CERT") + " MOCK_P11_KEY=" + Fx("TRUST_" + cert + "_KEY") +
+          " MOCK_P11_LOG=" + mock_log_.string() + "\npcsc_check = no\ntimeout = 2\nhelper = " + g_build +
+          "/sc-helper\npairings_file = " + pairings_.string() + "\ncheck_certificate_trust = " + level +
+          "\nca_file = " + Fx("CA_CHAIN") + "\nocsp = yes\ncache_dir = " + (dir_ / "cache").string() + "\n" +
+          (extra.find("crl_dir") == std::string::npos ? "crl_dir = " + (dir_ / "crls").string() + "\n" : "") + extra);
+    Pair("alice", "TRUST_" + cert + "_SPKI");
+  }
+  int Login() {
+    conv_ = ConvState{};
+    conv_.answers = {"123456"};
+    return Run("alice").rc;
+  }
+  std::string Identities() {
+    std::string out;
+    RunScAuth("--config " + config_.string() + " identities", "", &out);
+    return out;
+  }
+};
+
+TEST_F(OcspTest, GoodAnswerIsKnownGoodForHardRevocation) {
+  auto responder = StartResponder(Fx("TRUST_CA_INDEX"));
+  Configure("VALID_AIA", "hard-revocation");  // the leaf's status: OCSP alone
+  EXPECT_EQ(Login(), PAM_SUCCESS);
+  EXPECT_NE(Identities().find("trusted (hard-revocation)"), std::string::npos);
+}
+
+TEST_F(OcspTest, RevokedAnswerRefusesAtSoftAndHard) {
+  auto responder = StartResponder(Fx("TRUST_CA_INDEX"));
+  for (const char* level : {"soft-revocation", "hard-revocation"}) {
+    Configure("REVOKED_AIA", level);
+    EXPECT_EQ(Login(), PAM_AUTH_ERR) << level;
+    EXPECT_EQ(MockLogins(), 0);
+  }
+  std::string out = Identities();
+  EXPECT_NE(out.find("revoked on"), std::string::npos) << out;
+  EXPECT_NE(out.find("[OCSP]"), std::string::npos) << out;
+}
+
+TEST_F(OcspTest, UnknownAnswerFailsHardPassesSoft) {
+  // A responder whose database does not have the certificate.
+  fs::path index = dir_ / "index.txt";
+  std::string all = ReadFile(Fx("TRUST_CA_INDEX")), kept;
+  std::istringstream lines(all);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("CN=valid-aia") == std::string::npos) kept += line + "\n";
+  }
+  WriteFile(index, kept);
+  WriteFile(dir_ / "index.txt.attr", "unique_subject = no\n");
+  auto responder = StartResponder(index.string());
+  Configure("VALID_AIA", "hard-revocation");
+  EXPECT_EQ(Login(), PAM_AUTH_ERR);
+  EXPECT_NE(Identities().find("does not know this certificate"), std::string::npos);
+  Configure("VALID_AIA", "soft-revocation");
+  EXPECT_EQ(Login(), PAM_SUCCESS);
+}
+
+TEST_F(OcspTest, ResponderThatNeverAnswersIsBoundedByTimeout) {
+  // Listens, never accepts: connects succeed, answers never come.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(kOcspPort);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  Configure("VALID_AIA", "hard-revocation");
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Login(), PAM_AUTH_ERR);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 2 + 2.0);  // timeout = 2, plus the helper's kill margin
+  Configure("VALID_AIA", "soft-revocation");
+  EXPECT_EQ(Login(), PAM_SUCCESS);
+  close(fd);
+}
+
+TEST_F(OcspTest, CachedAnswerCoversAnUnreachableResponder) {
+  {
+    auto responder = StartResponder(Fx("TRUST_CA_INDEX"), "", 60, (dir_ / "responder.log").string());
+    Configure("VALID_AIA", "hard-revocation");
+    EXPECT_EQ(Login(), PAM_SUCCESS) << ReadFile(dir_ / "responder.log");  // the good answer is cached
+  }
+  // Responder gone: the cached answer (still fresh) decides.
+  EXPECT_EQ(Login(), PAM_SUCCESS);
+  EXPECT_NE(Identities().find("cached answer used"), std::string::npos);
+}
+
+TEST_F(OcspTest, ExpiredAnswerWithinAndBeyondRevocationGrace) {
+  // The responder lives two hours in the past: its answers expired 90
+  // minutes ago (valid 30 minutes from "its" now).
+  auto responder = StartResponder(Fx("TRUST_CA_INDEX"), "-2h", 30);
+  Configure("VALID_AIA", "hard-revocation", "revocation_grace = 2\n");
+  EXPECT_EQ(Login(), PAM_SUCCESS);
+  EXPECT_NE(Identities().find("within revocation_grace"), std::string::npos);
+  Configure("VALID_AIA", "hard-revocation", "revocation_grace = 1\n");
+  fs::remove_all(dir_ / "cache");
+  EXPECT_EQ(Login(), PAM_AUTH_ERR);
+}
+
+TEST_F(OcspTest, RevokedByCrlEvenWhenOcspIsUnreachable) {
+  Configure("REVOKED_AIA", "soft-revocation", "crl_dir = " + Fx("TRUST_CRL_DIR_CURRENT") + "\n");
+  EXPECT_EQ(Login(), PAM_AUTH_ERR);
 }
 
 TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {

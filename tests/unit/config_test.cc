@@ -351,7 +351,7 @@ TEST(ConfigKeysTest, EveryKeyFromTheFile) {
       "trusted_authorities = sha256:aa\n"
       "crl_dir = /etc/ssl/sc-crl\n"
       "revocation_grace = 48\n"
-      "ocsp = 0\n"
+      "ocsp = 1\n"
       "required_eku = clientAuth\n"
       "user_pairing = off\n"
       "pairings_file = /etc/security/other_pairings\n"
@@ -379,7 +379,7 @@ TEST(ConfigKeysTest, EveryKeyFromTheFile) {
   EXPECT_EQ(o.trusted_authorities, Strings{"sha256:aa"});
   EXPECT_EQ(o.crl_dir, "/etc/ssl/sc-crl");
   EXPECT_EQ(o.revocation_grace, 48u);
-  EXPECT_FALSE(o.ocsp);  // ocsp = yes is refused until OCSP lands
+  EXPECT_TRUE(o.ocsp);
   EXPECT_EQ(o.required_eku, Strings{"clientAuth"});
   EXPECT_FALSE(o.user_pairing);
   EXPECT_EQ(o.pairings_file, "/etc/security/other_pairings");
@@ -418,13 +418,10 @@ TEST(ConfigTrustTest, EveryLevelIsAccepted) {
   }
 }
 
-TEST(ConfigTrustTest, OcspIsRefusedUntilSupported) {
-  ExpectConfigError("ocsp = yes\n", "not supported");
-  ExpectConfigError("[service sudo]\nocsp = yes\n", "not supported");
-  auto args = Args({"ocsp=yes"});
-  ASSERT_TRUE(args.ok());
-  EXPECT_FALSE(Build("", "sudo", *args).ok());
-  EXPECT_TRUE(Build("ocsp = no\n").ok());
+TEST(ConfigTrustTest, OcspIsAccepted) {
+  auto r = Build("ocsp = yes\n");
+  ASSERT_TRUE(r.ok()) << ErrorOf(r);
+  EXPECT_TRUE(r->ocsp);
 }
 
 TEST(ConfigTrustTest, ModuleArgumentCanLowerToNone) {
@@ -498,7 +495,7 @@ TEST(ConfigServiceTest, UnsupportedPolicyInAnyServiceIsRefused) {
   // The service that asks for it is refused, never silently weakened; and the
   // error shows in every service (so sc_auth and other services report it).
   for (const char* service : {"login", "sudo"}) {
-    ExpectConfigError("\n[service login]\nocsp = yes\n", "not supported", service);
+    ExpectConfigError("\n[service login]\nuse_first_pass = yes\ntry_first_pass = on\n", "exclusive", service);
     ExpectConfigError("[service login]\nuse_first_pass = yes\ntry_first_pass = yes\n", "exclusive",
                       service);
     // Combined with [global], as the section would apply.

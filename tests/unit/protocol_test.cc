@@ -153,7 +153,28 @@ std::vector<Decoder> AllDecoders() {
        [](std::span<const std::uint8_t> p) { return DecodeSignRequest(p).ok(); }},
       {"SignReply", MessageType::kSignReply,
        [](std::span<const std::uint8_t> p) { return DecodeSignReply(p).ok(); }},
+      {"FetchRequest", MessageType::kFetchRequest,
+       [](std::span<const std::uint8_t> p) { return DecodeFetchRequest(p).ok(); }},
+      {"FetchReply", MessageType::kFetchReply,
+       [](std::span<const std::uint8_t> p) { return DecodeFetchReply(p).ok(); }},
   };
+}
+
+FetchRequest SampleFetchRequest() {
+  FetchRequest m;
+  m.url = "http://127.0.0.1:18888/";
+  m.content_type = "application/ocsp-request";
+  m.body = {0x30, 0x03, 0x02, 0x01, 0x05};
+  m.timeout_seconds = 7;
+  return m;
+}
+
+FetchReply SampleFetchReply() {
+  FetchReply m;
+  m.ok = true;
+  m.message = "";
+  m.body = {0x30, 0x03, 0x0a, 0x01, 0x00};
+  return m;
 }
 
 // SampleEncoding returns a valid encoding of the decoder's message type.
@@ -169,6 +190,10 @@ Bytes SampleEncoding(MessageType type) {
       return ToBytes(Encode(SampleSignReply()));
     case MessageType::kWaiting:
       return ToBytes(EncodeWaiting());
+    case MessageType::kFetchRequest:
+      return ToBytes(Encode(SampleFetchRequest()));
+    case MessageType::kFetchReply:
+      return ToBytes(Encode(SampleFetchReply()));
   }
   return {};
 }
@@ -590,6 +615,12 @@ TEST(ProtocolMalformedTest, SingleByteMutationsNeverCrashAndStayCanonical) {
             }
             break;
           case MessageType::kWaiting:
+            break;
+          case MessageType::kFetchRequest:
+            if (auto r = DecodeFetchRequest(m); r.ok()) again = ToBytes(Encode(*r));
+            break;
+          case MessageType::kFetchReply:
+            if (auto r = DecodeFetchReply(m); r.ok()) again = ToBytes(Encode(*r));
             break;
         }
         if (again.empty() || unknown_result) continue;

@@ -1,0 +1,16 @@
+// HTTP POST for OCSP, in the helper (bounded by the module's deadline too).
+#ifndef PAM_SMARTCARD_HELPER_FETCH_H_
+#define PAM_SMARTCARD_HELPER_FETCH_H_
+
+#include "core/protocol.h"
+
+namespace sc::helper {
+
+// Fetch POSTs request.body to request.url (http only) with OpenSSL's HTTP
+// client and request.timeout_seconds; the reply carries the response body
+// or why there is none.
+core::FetchReply Fetch(const core::FetchRequest& request);
+
+}  // namespace sc::helper
+
+#endif  // PAM_SMARTCARD_HELPER_FETCH_H_

@@ -11,6 +11,8 @@
 
 namespace sc::crypto {
 
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
+
 std::string DrainErrors() {
   std::string out;
   unsigned long e;
@@ -23,18 +25,14 @@ std::string DrainErrors() {
   return out;
 }
 
-namespace {
-
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
-
-std::string BioToString(BIO* bio) {
+static std::string BioToString(BIO* bio) {
   char* data = nullptr;  // borrowed from bio
   long n = BIO_get_mem_data(bio, &data);
   if (n <= 0 || data == nullptr) return {};
   return std::string(data, static_cast<std::size_t>(n));
 }
 
-std::string NameToString(const X509_NAME* name) {
+std::string NameText(const X509_NAME* name) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio) return {};
   // RFC 2253/4514 form; multi-byte characters escaped, never raw control bytes.
@@ -45,7 +43,7 @@ std::string NameToString(const X509_NAME* name) {
   return BioToString(bio.get());
 }
 
-std::string TimeToString(const ASN1_TIME* t) {
+std::string TimeText(const ASN1_TIME* t) {
   struct tm tm {};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
     DrainErrors();
@@ -55,6 +53,17 @@ std::string TimeToString(const ASN1_TIME* t) {
   std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
   return buf;
 }
+
+std::string TimeText(std::time_t t) {
+  char buf[40];
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+namespace {
+
 
 KeyInfo DescribeKey(EVP_PKEY* pkey) {
   KeyInfo info;
@@ -124,9 +133,9 @@ core::Result<Certificate> Certificate::FromDer(std::span<const std::uint8_t> der
   return cert;
 }
 
-std::string Certificate::Subject() const { return NameToString(X509_get_subject_name(x509_.get())); }
-std::string Certificate::Issuer() const { return NameToString(X509_get_issuer_name(x509_.get())); }
-std::string Certificate::NotBefore() const { return TimeToString(X509_get0_notBefore(x509_.get())); }
-std::string Certificate::NotAfter() const { return TimeToString(X509_get0_notAfter(x509_.get())); }
+std::string Certificate::Subject() const { return NameText(X509_get_subject_name(x509_.get())); }
+std::string Certificate::Issuer() const { return NameText(X509_get_issuer_name(x509_.get())); }
+std::string Certificate::NotBefore() const { return TimeText(X509_get0_notBefore(x509_.get())); }
+std::string Certificate::NotAfter() const { return TimeText(X509_get0_notAfter(x509_.get())); }
 
 }  // namespace sc::crypto

@@ -28,14 +28,6 @@ std::optional<std::time_t> ToTime(const ASN1_GENERALIZEDTIME* t) {
   return timegm(&tm);
 }
 
-std::string TimeText(std::time_t t) {
-  char buf[40];
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
 std::string CachePath(const std::string& cache_dir, OCSP_CERTID* id) {
   unsigned char* der = nullptr;
   int n = i2d_OCSP_CERTID(id, &der);

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <ctime>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,13 @@ using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG_free>>;
 // DrainErrors empties the thread's OpenSSL error queue and returns it as text
 // ("" when empty), so a failure never leaks into the next call.
 std::string DrainErrors();
+
+// NameText renders a distinguished name in RFC 2253/4514 form.
+std::string NameText(const X509_NAME* name);
+// TimeText renders an ASN.1 time, or a Unix time, as "YYYY-MM-DD HH:MM:SS UTC"
+// ("?" when unreadable).
+std::string TimeText(const ASN1_TIME* t);
+std::string TimeText(std::time_t t);
 
 }  // namespace sc::crypto
 

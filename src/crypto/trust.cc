@@ -43,25 +43,6 @@ constexpr EkuName kEkuNames[] = {
     {"anyExtendedKeyUsage", "2.5.29.37.0"},
 };
 
-std::string TimeText(const ASN1_TIME* t) {
-  struct tm tm {};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
-    DrainErrors();
-    return "?";
-  }
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
-std::string NameText(const X509_NAME* name) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "?";
-  char* data = nullptr;  // borrowed from bio
-  long n = BIO_get_mem_data(bio.get(), &data);
-  return n > 0 && data != nullptr ? std::string(data, static_cast<std::size_t>(n)) : "";
-}
-
 std::string Sha256Hex(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -264,11 +245,7 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
     // A serial listed in any valid CRL of the issuer is revoked, fresh or not.
     std::time_t revoked_at = 0;
     if (crl.Lookup(X509_get0_serialNumber(cert), &revoked_at)) {
-      char when[40];
-      struct tm tm {};
-      gmtime_r(&revoked_at, &tm);
-      std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-      v.summary = who + " revoked on " + when + " (CRL of " + issuer_name + ")";
+      v.summary = who + " revoked on " + TimeText(revoked_at) + " (CRL of " + issuer_name + ")";
       return false;
     }
     v.notes.push_back(path + ": " + std::to_string(crl.size()) + " entries" + (crl.from_cache() ? " (index)" : ""));
@@ -288,31 +265,24 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
     return true;
   }
   auto next = best->next_update();
-  auto text = [](std::time_t t) {
-    char buf[40];
-    struct tm tm {};
-    gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    return std::string(buf);
-  };
   if (next && *next < now && known_good) return true;
   if (next && *next < now) {
     long long age = static_cast<long long>(now - *next);
     if (age <= static_cast<long long>(policy.revocation_grace_hours) * 3600) {
-      v.warnings.push_back("CRL of " + issuer_name + " expired on " + text(*next) +
+      v.warnings.push_back("CRL of " + issuer_name + " expired on " + TimeText(*next) +
                            ", still used within revocation_grace=" + std::to_string(policy.revocation_grace_hours) + "h");
       return true;
     }
     if (hard) {
-      v.summary = "CRL of " + issuer_name + " expired on " + text(*next) + " (revocation_grace " +
+      v.summary = "CRL of " + issuer_name + " expired on " + TimeText(*next) + " (revocation_grace " +
                   std::to_string(policy.revocation_grace_hours) + "h)" + (ocsp_detail.empty() ? "" : "; " + ocsp_detail);
       return false;
     }
-    v.warnings.push_back("CRL of " + issuer_name + " expired on " + text(*next) +
+    v.warnings.push_back("CRL of " + issuer_name + " expired on " + TimeText(*next) +
                          ": revocation not checked (soft-revocation)");
     return true;
   }
-  v.notes.push_back(who + " not revoked (CRL of " + issuer_name + (next ? ", next update " + text(*next) : "") + ")");
+  v.notes.push_back(who + " not revoked (CRL of " + issuer_name + (next ? ", next update " + TimeText(*next) : "") + ")");
   return true;
 }
 

@@ -8,20 +8,10 @@
 #include <memory>
 #include <string>
 
+#include "crypto/ossl.h"
+
 namespace sc::helper {
 namespace {
-
-std::string Errors() {
-  std::string out;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "no answer" : out;
-}
 
 struct OsslFree {
   void operator()(char* p) const { OPENSSL_free(p); }
@@ -56,7 +46,8 @@ core::FetchReply Fetch(const core::FetchRequest& request) {
       request.content_type.c_str(), body.get(), /*expected_content_type=*/nullptr, /*expect_asn1=*/0,
       core::kMaxFetchBytes, static_cast<int>(request.timeout_seconds), /*keep_alive=*/0));
   if (!response) {
-    reply.message = "HTTP POST to " + request.url + ": " + Errors();
+    std::string errors = crypto::DrainErrors();
+    reply.message = "HTTP POST to " + request.url + ": " + (errors.empty() ? "no answer" : errors);
     return reply;
   }
   char buf[4096];

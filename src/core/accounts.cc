@@ -71,6 +71,31 @@ Status CheckShell(const Account& account) {
   return Status::Ok();
 }
 
+std::vector<std::string> UsersWithFullName(const std::string& full_name, std::size_t max_results) {
+  std::vector<std::string> found;
+  if (full_name.empty()) return found;
+  std::vector<char> buf(16384);
+  struct passwd pw {};
+  struct passwd* result = nullptr;
+  setpwent();
+  for (;;) {
+    int rc = getpwent_r(&pw, buf.data(), buf.size(), &result);
+    if (rc == ERANGE && buf.size() < (1u << 20)) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (rc != 0 || result == nullptr) break;
+    std::string_view gecos = pw.pw_gecos != nullptr ? pw.pw_gecos : "";
+    gecos = gecos.substr(0, gecos.find(','));
+    if (gecos == full_name) {
+      found.emplace_back(pw.pw_name);
+      if (found.size() >= max_results) break;
+    }
+  }
+  endpwent();
+  return found;
+}
+
 bool IsInGroup(const Account& account, const std::string& group) {
   int count = 64;
   std::vector<gid_t> groups(static_cast<std::size_t>(count));

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -27,6 +28,11 @@ bool ShellIsListed(const std::string& shell, std::string_view shells_text);
 // CheckShell reads /etc/shells; kDenied when the shell is not listed (the
 // account is treated as disabled).
 Status CheckShell(const Account& account);
+
+// UsersWithFullName returns the accounts whose GECOS full name (the field
+// before the first comma) equals full_name exactly, by enumerating NSS
+// (getpwent); at most max_results are collected.
+std::vector<std::string> UsersWithFullName(const std::string& full_name, std::size_t max_results = 2);
 
 // IsInGroup reports whether the account is a member (primary or
 // supplementary) of the named group.

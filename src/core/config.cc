@@ -4,6 +4,7 @@
 #include <array>
 #include <set>
 
+#include "core/attribute_rule.h"
 #include "core/strings.h"
 
 namespace sc::core {
@@ -420,6 +421,15 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
 
   SC_RETURN_IF_ERROR(ValidatePolicy(options));
   for (const ExtraSection& extra : options.extra_sections) {
+    if (extra.kind == "attribute_mapping") {
+      auto rule = AttributeRule::Parse(extra);
+      if (!rule.ok()) return ConfigError(std::string(file_name) + ": " + rule.status().message());
+      if (rule->attribute() == MappedAttribute::kLdap) {
+        return ConfigError(Where(file_name, extra.line) + "[attribute_mapping " + extra.name +
+                           "]: attribute = ldap:... is not supported by this version (name or gecos)");
+      }
+      continue;
+    }
     return ConfigError(Where(file_name, extra.line) + "[" + extra.kind +
                        "] sections are not supported by this version");
   }

@@ -14,6 +14,7 @@
 #include "core/pairings.h"
 #include "core/secure_file.h"
 #include "core/strings.h"
+#include "auth/mapping.h"
 #include "crypto/trust.h"
 #include "pam/pam_util.h"
 
@@ -243,14 +244,26 @@ Status AuthRun::Execute(int argc, const char** argv) {
   if (!session.ok()) return session.status();
   const auto& identities = (*session)->identities();
 
-  // Which users does each identity map to? (Fixed-key pairing.)
+  crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
+    return (*session)->Fetch(url, body);
+  };
+  auto mapper = auth::Mapper::Create(*options, trust.get(), pairings, log_);
+  if (!mapper.ok()) return mapper.status();
+
+  // Which users does each identity map to?
   std::vector<std::vector<std::string>> mapped(identities.size());
+  std::vector<std::string> how(identities.size());
+  std::vector<std::optional<crypto::TrustVerdict>> verdicts(identities.size());
   for (std::size_t i = 0; i < identities.size(); ++i) {
     const auth::CardIdentity& id = identities[i];
-    mapped[i] = core::UsersForKey(pairings, id.cert.spki_sha256());
+    auth::MappingResult result = (*mapper)->Map(id, &fetch);
+    for (const std::string& line : result.trace) log_.Debug("identity " + std::to_string(i + 1) + ": " + line);
+    mapped[i] = std::move(result.users);
+    how[i] = std::move(result.how);
+    verdicts[i] = std::move(result.verdict);
     log_.Debug("identity " + std::to_string(i + 1) + ": token '" + id.token.token_label + "' " +
-               id.cert.Subject() + " " + id.cert.spki_sha256() + " paired with " +
-               std::to_string(mapped[i].size()) + " user(s)");
+               id.cert.Subject() + " " + id.cert.spki_sha256() + " maps to " +
+               std::to_string(mapped[i].size()) + " user(s)" + (how[i].empty() ? "" : " by " + how[i]));
   }
 
   if (user_.empty()) {
@@ -297,11 +310,10 @@ Status AuthRun::Execute(int argc, const char** argv) {
     // Only certificates that pass the trust policy may be used.
     std::vector<std::size_t> trusted;
     std::string first_reason;
-    crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
-      return (*session)->Fetch(url, body);
-    };
     for (std::size_t i : candidates) {
-      crypto::TrustVerdict verdict = trust->Evaluate(identities[i].cert, std::time(nullptr), &fetch);
+      // A verdict from the mapper came from this same store: reuse it.
+      crypto::TrustVerdict verdict =
+          verdicts[i] ? *verdicts[i] : trust->Evaluate(identities[i].cert, std::time(nullptr), &fetch);
       for (const std::string& n : verdict.notes) log_.Debug("trust: " + n);
       for (const std::string& w : verdict.warnings) log_.Warning("trust: " + identities[i].cert.spki_sha256() + ": " + w);
       if (verdict.trusted) {
@@ -331,13 +343,17 @@ Status AuthRun::Execute(int argc, const char** argv) {
   const auth::CardIdentity& identity = identities[chosen];
   token_label_ = identity.token.token_label;
   key_hash_ = identity.cert.spki_sha256();
-  for (const core::Pairing& p : pairings.pairings) {
-    if (p.user == user_ && p.key_hash == key_hash_) {
-      mapping_ = "pairing(" + options->pairings_file + ":" + std::to_string(p.line) + ") trust=" +
-                 std::string(core::TrustLevelName(options->check_certificate_trust));
-      break;
+  if (how[chosen] == "pairing") {
+    for (const core::Pairing& p : pairings.pairings) {
+      if (p.user == user_ && p.key_hash == key_hash_) {
+        mapping_ = "pairing(" + options->pairings_file + ":" + std::to_string(p.line) + ")";
+        break;
+      }
     }
+  } else {
+    mapping_ = how[chosen];
   }
+  mapping_ += " trust=" + std::string(core::TrustLevelName(options->check_certificate_trust));
   return ProveWithPin(*options, **session, identity);
 }
 

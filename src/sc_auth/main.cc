@@ -22,6 +22,7 @@
 #include <atomic>
 
 #include "auth/card_session.h"
+#include "auth/mapping.h"
 #include "core/atr.h"
 #include "pcsc/readers.h"
 #include "core/accounts.h"
@@ -264,12 +265,20 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
   }
   auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
   if (!session.ok()) return Report(session.status());
+  auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log);
+  if (!mapper.ok()) return Report(mapper.status());
   bool first = true;
   if (cli.json) std::cout << "[";
   for (const auto& id : (*session)->identities()) {
     auto users = sc::core::UsersForKey(*file, id.cert.spki_sha256());
     std::string paired;
     for (const auto& u : users) paired += (paired.empty() ? "" : ",") + u;
+    sc::crypto::Fetcher fetch_for_map = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
+      return (*session)->Fetch(url, body);
+    };
+    sc::auth::MappingResult mapping = (*mapper)->Map(id, &fetch_for_map);
+    std::string mapped;
+    for (const auto& u : mapping.users) mapped += (mapped.empty() ? "" : ",") + u;
     std::string trust_text = "not checked (check_certificate_trust=none)";
     if (trust) {
       sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
@@ -291,7 +300,9 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
                 << ", \"key\": " << JsonString(id.cert.spki_sha256())
                 << ", \"trust\": " << JsonString(trust_text) << ", \"paired_with\": [";
       for (std::size_t i = 0; i < users.size(); ++i) std::cout << (i ? ", " : "") << JsonString(users[i]);
-      std::cout << "]}";
+      std::cout << "], \"maps_to\": [";
+      for (std::size_t i = 0; i < mapping.users.size(); ++i) std::cout << (i ? ", " : "") << JsonString(mapping.users[i]);
+      std::cout << "], \"mapping\": " << JsonString(mapping.how) << "}";
     } else {
       std::cout << "reader:    " << id.token.slot_description << "\n"
                 << "token:     " << id.token.token_label << " (serial " << id.token.token_serial << ")\n"
@@ -301,7 +312,8 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
                 << "validity:  " << id.cert.NotBefore() << " .. " << id.cert.NotAfter() << "\n"
                 << "hash:      " << id.cert.spki_sha256() << "\n"
                 << "trust:     " << trust_text << "\n"
-                << "paired:    " << (paired.empty() ? "(nobody)" : paired) << "\n\n";
+                << "paired:    " << (paired.empty() ? "(nobody)" : paired) << "\n"
+                << "maps to:   " << (mapped.empty() ? "(nobody)" : mapped + " by " + mapping.how) << "\n\n";
     }
     first = false;
   }

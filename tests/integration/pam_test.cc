@@ -601,7 +601,7 @@ TEST_F(PamTest, UnknownModuleArgumentIsServiceErr) {
 }
 
 TEST_F(PamTest, UnsupportedPolicyIsRefusedNotIgnored) {
-  Setup(SoftHsmConfig("ALICE_RSA_CONF", "[attribute_mapping upn]\nfields = NT Principal Name\n"));
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "[ldap]\nuri = ldap://127.0.0.1/\n"));
   Pair("alice", "ALICE_RSA_SPKI");
   conv_.answers = {"123456"};
   EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
@@ -1191,6 +1191,103 @@ TEST_F(OcspTest, ExpiredAnswerWithinAndBeyondRevocationGrace) {
 TEST_F(OcspTest, RevokedByCrlEvenWhenOcspIsUnreachable) {
   Configure("REVOKED_AIA", "soft-revocation", "crl_dir = " + Fx("TRUST_CRL_DIR_CURRENT") + "\n");
   EXPECT_EQ(Login(), PAM_AUTH_ERR);
+}
+
+// --- attribute mapping ([attribute_mapping NAME]) --------------------------------
+
+class RuleTest : public PamTest {
+ protected:
+  // Configure puts TRUST_<cert> on the mock token; anchors unless !anchors.
+  void Configure(const std::string& cert, const std::string& rules, bool anchors = true,
+                 const std::string& extra = "") {
+    Setup("[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+          "module_env = MOCK_P11_CERT=" + Fx("TRUST_" + cert + "_CERT") + " MOCK_P11_KEY=" + Fx("TRUST_" + cert + "_KEY") +
+          "\npcsc_check = no\ntimeout = 5\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() +
+          "\n" + (anchors ? "ca_file = " + Fx("CA_CHAIN") + "\n" : "") + extra + rules);
+  }
+  int Login(const std::string& user, std::string* final_user = nullptr) {
+    conv_ = ConvState{};
+    conv_.answers = {"123456"};
+    auto out = Run(user);
+    if (final_user) *final_user = out.final_user;
+    return out.rc;
+  }
+};
+
+constexpr char kCnRule[] = "[attribute_mapping cn]\nfields = Common Name\nattribute = name\n";
+
+TEST_F(RuleTest, CommonNameMapsToTheLocalUser) {
+  Configure("VALID", kCnRule);
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+  EXPECT_EQ(Login("alice"), PAM_AUTH_ERR);
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --json identities", "", &out), 0) << out;
+  EXPECT_NE(out.find("\"maps_to\": [\"valid\"], \"mapping\": \"rule(cn)\""), std::string::npos) << out;
+}
+
+TEST_F(RuleTest, NoAnchorsNoRuleEverMaps) {
+  Configure("VALID", kCnRule, /*anchors=*/false);
+  EXPECT_EQ(Login("valid"), PAM_AUTH_ERR);
+}
+
+TEST_F(RuleTest, UntrustedCertificatesNeverMap) {
+  Configure("EXPIRED", kCnRule);
+  EXPECT_EQ(Login(""), PAM_USER_UNKNOWN);
+  Configure("UNKNOWN_CA", kCnRule);
+  EXPECT_EQ(Login(""), PAM_USER_UNKNOWN);
+  // A self-signed CN=root never maps, whatever the trust level, even when
+  // an administrator put it among the anchors.
+  for (const char* level : {"none", "chain", "hard-revocation"}) {
+    fs::path ca = dir_ / "ca.pem";
+    WriteFile(ca, ReadFile(Fx("CA_CHAIN")) + ReadFile(Fx("TRUST_SELFSIGNED_ROOT_CERT")));
+    Configure("SELFSIGNED_ROOT", kCnRule, /*anchors=*/false,
+              "ca_file = " + ca.string() + "\ncheck_certificate_trust = " + level + "\n");
+    EXPECT_EQ(Login("root"), PAM_AUTH_ERR) << level;
+  }
+}
+
+TEST_F(RuleTest, EmailRuleWithMatch) {
+  Configure("VALID", "[attribute_mapping mail]\nfields = RFC 822 Name\nmatch = ^([^@]+)@example\\.test$\nattribute = name\n");
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+}
+
+TEST_F(RuleTest, IssuerFilterRejectsOtherCas) {
+  Configure("VALID", "[attribute_mapping cn]\nfields = Common Name\nattribute = name\nissuer = ^CN=Other\n");
+  EXPECT_EQ(Login("valid"), PAM_AUTH_ERR);
+  Configure("VALID", "[attribute_mapping cn]\nfields = Common Name\nattribute = name\nissuer = ^CN=pam_smartcard Test Issuing CA\n");
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+}
+
+TEST_F(RuleTest, RuleWinsOverPairing) {
+  Pair("alice", "TRUST_VALID_SPKI");
+  Configure("VALID", kCnRule);
+  EXPECT_EQ(Login("alice"), PAM_AUTH_ERR);
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+}
+
+TEST_F(RuleTest, UserComesFromTheCard) {
+  Configure("VALID", kCnRule);
+  std::string user;
+  EXPECT_EQ(Login("", &user), PAM_SUCCESS);
+  EXPECT_EQ(user, "valid");
+}
+
+TEST_F(RuleTest, GecosFullNameMustBeUnique) {
+  Configure("VALID", "[attribute_mapping full]\nfields = Common Name\nattribute = gecos\n");
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+  Configure("VALID", "[attribute_mapping dup]\nfields = Common Name\nformat = dup\nattribute = gecos\n");
+  EXPECT_EQ(Login(""), PAM_USER_UNKNOWN);  // dupa and dupb: ambiguous, never first-wins
+}
+
+TEST_F(RuleTest, RulesAreTriedInFileOrder) {
+  Configure("VALID", "[attribute_mapping nobody]\nfields = Common Name\nformat = no-such-user\nattribute = name\n"
+                     "[attribute_mapping cn]\nfields = Common Name\nattribute = name\n");
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+}
+
+TEST_F(RuleTest, LdapAttributeIsRefusedInThisVersion) {
+  Configure("VALID", "[attribute_mapping dir]\nfields = Common Name\nattribute = ldap:uid\n");
+  EXPECT_EQ(Login("valid"), PAM_SERVICE_ERR);
 }
 
 TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {

@@ -32,6 +32,9 @@ bob:x:1002:1002:Bob:/home/bob:/bin/bash
 carol:x:1003:1003:Carol:/home/carol:/bin/sh
 dave:x:1004:1004:Dave:/home/dave:/bin/bash
 nologin:x:1005:1005:Disabled:/nonexistent:/usr/sbin/nologin
+valid:x:1010:1010:valid,,,:/home/valid:/bin/bash
+dupa:x:1011:1011:dup,,,:/home/dupa:/bin/bash
+dupb:x:1012:1012:dup:/home/dupb:/bin/bash
 PASSWD
 cat >"$work/group" <<GROUP
 root:x:0:
@@ -41,6 +44,7 @@ carol:x:1003:
 dave:x:1004:
 nologin:x:1005:
 nocard:x:2000:alice
+valid:x:1010:
 GROUP
 
 # The PC/SC lab: a private pcscd with the vpcd reader and the vpiv virtual PIV

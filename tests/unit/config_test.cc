@@ -844,16 +844,19 @@ TEST(ConfigBytesTest, ByteOrderMarkIsNotIgnored) {
 
 // --- [attribute_mapping] and [ldap] --------------------------------------------
 
-TEST(ConfigExtraSectionsTest, RefusedInThisVersion) {
-  ExpectConfigError(
+TEST(ConfigExtraSectionsTest, AttributeRulesAreAcceptedLdapIsRefused) {
+  auto r = Build(
       "[attribute_mapping upn]\n"
       "fields = NT Principal Name\n"
       "format = $1\n"
       "match = ^([^@]+)@EXAMPLE\\.TEST$\n"
       "attribute = name\n"
-      "issuer = ^CN=Example Issuing CA\n",
-      "not supported");
-  ExpectConfigError("debug = no\n[attribute_mapping upn]\n", "test.conf:2: ");
+      "issuer = ^CN=Example Issuing CA\n");
+  ASSERT_TRUE(r.ok()) << ErrorOf(r);
+  ASSERT_EQ(r->extra_sections.size(), 1u);
+  // A rule is validated when the file is loaded, with file and line.
+  ExpectConfigError("debug = no\n[attribute_mapping upn]\n", "test.conf: [attribute_mapping upn] (line 2)");
+  ExpectConfigError("[attribute_mapping dir]\nfields = UID\nattribute = ldap:uid\n", "not supported");
   ExpectConfigError(
       "[ldap]\nuri = ldap://ldap.example.test\nbase = dc=example,dc=test\n"
       "bind_dn = cn=x\nbind_password_file = /etc/x\nfilter = (uid=%s)\n"

@@ -83,6 +83,7 @@ struct Cli {
   std::map<char, std::string> opts;  // -u -h -l
   std::string on_insert;
   std::string on_remove;
+  bool pin = false;  // explain --pin
 };
 
 void Usage(std::ostream& out) {
@@ -92,6 +93,7 @@ void Usage(std::ostream& out) {
          "  unpair -u USER [-h HASH]           remove pairings of USER\n"
          "  list [-u USER]                     show pairings\n"
          "  status                             readers, cards and their ATR decoded\n"
+         "  explain [-u USER] [--pin]          the module's whole decision, step by step\n"
          "  watch [--on-insert CMD] [--on-remove CMD]\n"
          "                                     follow card insertion and removal\n";
 }
@@ -522,6 +524,178 @@ int CmdWatch(const Cli& cli, const sc::core::Options& options) {
   return kExitOk;
 }
 
+// Explanation collects the steps of CmdExplain for text or JSON output.
+struct Explanation {
+  std::vector<std::pair<std::string, std::string>> steps;  // step, detail
+  std::string result = "PAM_SERVICE_ERR";
+  std::string reason;
+  void Add(const std::string& step, const std::string& detail) { steps.emplace_back(step, detail); }
+  int Print(bool json) const {
+    if (json) {
+      std::cout << "{\"steps\": [";
+      for (std::size_t i = 0; i < steps.size(); ++i) {
+        std::cout << (i ? "," : "") << "\n  {\"step\": " << JsonString(steps[i].first)
+                  << ", \"detail\": " << JsonString(steps[i].second) << "}";
+      }
+      std::cout << "\n], \"result\": " << JsonString(result) << ", \"reason\": " << JsonString(reason) << "}\n";
+    } else {
+      for (const auto& [step, detail] : steps) std::cout << step << ": " << detail << "\n";
+      std::cout << "result: " << result << (reason.empty() ? "" : " (" + reason + ")") << "\n";
+    }
+    return kExitOk;
+  }
+};
+
+// CmdExplain walks the module's decision for the inserted card(s) with the
+// same code the module uses (CardSession, TrustStore, Mapper) and prints
+// the PAM code it would return; the PIN is asked only with --pin.
+int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log) {
+  Explanation ex;
+  auto u = cli.opts.find('u');
+  std::string user = u == cli.opts.end() ? "" : u->second;
+  ex.Add("config", options.config_path + (cli.service.empty() ? "" : " [service " + cli.service + "]") +
+                       ", check_certificate_trust=" + std::string(sc::core::TrustLevelName(options.check_certificate_trust)));
+  if (!user.empty()) {
+    auto account = sc::core::LookupAccount(user);
+    if (!account.ok()) {
+      ex.Add("user", account.status().message());
+      ex.result = "PAM_USER_UNKNOWN";
+      return ex.Print(cli.json);
+    }
+    Status shell = sc::core::CheckShell(*account);
+    ex.Add("user", user + (shell.ok() ? ", shell " + account->shell + " listed in /etc/shells" : ": " + shell.message()));
+    if (!shell.ok()) {
+      ex.result = "PAM_AUTH_ERR";
+      ex.reason = "account disabled (no_check_shell skips this check)";
+      return ex.Print(cli.json);
+    }
+  } else {
+    ex.Add("user", options.allow_user_from_card ? "none given: derived from the card" : "none given: the module asks for one");
+  }
+  auto file = LoadPairings(options);
+  if (!file.ok()) {
+    ex.Add("pairings", file.status().message());
+    ex.reason = file.status().message();
+    return ex.Print(cli.json);
+  }
+  ex.Add("pairings", options.pairings_file + ": " + std::to_string(file->pairings.size()) + " pairing(s), " +
+                         std::to_string(file->problems.size()) + " malformed line(s)");
+  std::unique_ptr<sc::crypto::TrustStore> trust;
+  if (options.check_certificate_trust != sc::core::TrustLevel::kNone) {
+    auto loaded = sc::crypto::TrustStore::Load(sc::crypto::TrustPolicy::FromOptions(options));
+    if (!loaded.ok()) {
+      ex.Add("trust", loaded.status().message());
+      ex.reason = loaded.status().message();
+      return ex.Print(cli.json);
+    }
+    trust = std::move(*loaded);
+    ex.Add("trust", std::to_string(trust->anchor_count()) + " anchor(s), " + std::to_string(trust->crl_count()) +
+                        " CRL file(s)" + (options.ocsp ? ", OCSP on" : ""));
+  }
+  auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
+  if (!session.ok()) {
+    ex.Add("card", session.status().message());
+    ex.result = session.status().code() == Code::kUnavailable ? "PAM_AUTHINFO_UNAVAIL" : "PAM_SERVICE_ERR";
+    ex.reason = session.status().message();
+    return ex.Print(cli.json);
+  }
+  for (const std::string& note : (*session)->notes()) ex.Add("card", note);
+  auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log);
+  if (!mapper.ok()) {
+    ex.reason = mapper.status().message();
+    return ex.Print(cli.json);
+  }
+  sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
+    return (*session)->Fetch(url, body);
+  };
+  std::vector<std::string> all_users;
+  const sc::auth::CardIdentity* usable = nullptr;
+  std::string first_refusal;
+  const auto& ids = (*session)->identities();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto& id = ids[i];
+    std::string tag = "identity " + std::to_string(i + 1);
+    ex.Add(tag, "token '" + id.token.token_label + "' in " + id.token.slot_description + ", " +
+                    id.cert.key_info().Describe() + ", " + id.cert.Subject() + ", issuer " + id.cert.Issuer() + ", " +
+                    id.cert.spki_sha256());
+    sc::auth::MappingResult mapping = (*mapper)->Map(id, &fetch);
+    for (const std::string& line : mapping.trace) ex.Add(tag + " mapping", line);
+    std::string users;
+    for (const auto& m : mapping.users) {
+      users += (users.empty() ? "" : ",") + m;
+      if (std::find(all_users.begin(), all_users.end(), m) == all_users.end()) all_users.push_back(m);
+    }
+    ex.Add(tag + " maps to", users.empty() ? "(nobody)" : users + " by " + mapping.how);
+    bool for_user = user.empty() ? !mapping.users.empty()
+                                 : std::find(mapping.users.begin(), mapping.users.end(), user) != mapping.users.end();
+    if (!for_user) continue;
+    if (trust) {
+      sc::crypto::TrustVerdict verdict = mapping.verdict ? *mapping.verdict : trust->Evaluate(id.cert, std::time(nullptr), &fetch);
+      for (const std::string& n : verdict.notes) ex.Add(tag + " trust", n);
+      for (const std::string& w : verdict.warnings) ex.Add(tag + " trust", "warning: " + w);
+      ex.Add(tag + " trust", verdict.summary);
+      if (!verdict.trusted) {
+        if (first_refusal.empty()) first_refusal = "certificate not trusted: " + verdict.summary;
+        continue;
+      }
+    }
+    if (usable == nullptr) usable = &id;
+  }
+  if (user.empty()) {
+    if (all_users.empty()) {
+      ex.result = "PAM_USER_UNKNOWN";
+      ex.reason = "the card maps to no user";
+      return ex.Print(cli.json);
+    }
+    if (all_users.size() > 1) ex.Add("user", "several users possible: the module asks the user to choose");
+    user = all_users.front();
+  }
+  if (usable == nullptr) {
+    ex.result = "PAM_AUTH_ERR";
+    ex.reason = first_refusal.empty() ? "no certificate on the card maps to " + user : first_refusal;
+    return ex.Print(cli.json);
+  }
+  if (usable->token.token_flags & sc::auth::kFlagUserPinLocked) {
+    ex.result = "PAM_MAXTRIES";
+    ex.reason = "PIN locked";
+    return ex.Print(cli.json);
+  }
+  if (!cli.pin) {
+    ex.result = "PAM_SUCCESS";
+    ex.reason = "if the PIN is right (not checked: use --pin)";
+    return ex.Print(cli.json);
+  }
+  sc::auth::ProofOutcome outcome;
+  Status proved;
+  if (usable->token.token_flags & sc::auth::kFlagProtectedAuthPath) {
+    proved = (*session)->Prove(*usable, sc::core::SecretBytes(), true, &outcome);
+  } else {
+    auto pin = ReadPin(sc::core::ExpandPrompt(options.pin_prompt, usable->token.token_label));
+    if (!pin.ok()) {
+      ex.result = "PAM_CRED_INSUFFICIENT";
+      ex.reason = pin.status().message();
+      return ex.Print(cli.json);
+    }
+    if (!sc::auth::PinLengthOk(usable->token, pin->size())) {
+      ex.result = "PAM_AUTH_ERR";
+      ex.reason = "PIN length outside the token's limits";
+      return ex.Print(cli.json);
+    }
+    proved = (*session)->Prove(*usable, *pin, false, &outcome);
+  }
+  ex.Add("proof of possession", proved.ok() ? "signature over a fresh challenge verified" : proved.message());
+  switch (proved.code()) {
+    case Code::kOk: ex.result = "PAM_SUCCESS"; break;
+    case Code::kLocked: ex.result = "PAM_MAXTRIES"; break;
+    case Code::kUnavailable: ex.result = "PAM_AUTHINFO_UNAVAIL"; break;
+    case Code::kCredInsufficient: ex.result = "PAM_CRED_INSUFFICIENT"; break;
+    case Code::kDenied: ex.result = "PAM_AUTH_ERR"; break;
+    default: ex.result = "PAM_SERVICE_ERR";
+  }
+  ex.reason = proved.ok() ? "" : proved.message();
+  return ex.Print(cli.json);
+}
+
 int Main(int argc, char** argv) {
   Cli cli;
   int i = 1;
@@ -531,6 +705,8 @@ int Main(int argc, char** argv) {
       cli.json = true;
     } else if (a == "--debug") {
       cli.debug = true;
+    } else if (a == "--pin") {
+      cli.pin = true;
     } else if ((a == "--config" || a == "--service") && i + 1 < argc) {
       (a == "--config" ? cli.config_path : cli.service) = argv[++i];
     } else if ((a == "--on-insert" || a == "--on-remove") && i + 1 < argc) {
@@ -567,6 +743,7 @@ int Main(int argc, char** argv) {
   if (cli.command == "pair") return CmdPair(cli, *options, log);
   if (cli.command == "unpair") return CmdUnpair(cli, *options);
   if (cli.command == "status") return CmdStatus(cli, *options);
+  if (cli.command == "explain") return CmdExplain(cli, *options, log);
   if (cli.command == "watch") return CmdWatch(cli, *options);
   std::cerr << "sc_auth: unknown command '" << cli.command << "'\n";
   Usage(std::cerr);

@@ -1285,6 +1285,32 @@ TEST_F(RuleTest, RulesAreTriedInFileOrder) {
   EXPECT_EQ(Login("valid"), PAM_SUCCESS);
 }
 
+TEST_F(RuleTest, ExplainShowsTheWholeDecision) {
+  Configure("VALID", kCnRule);
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain -u valid", "", &out), 0) << out;
+  EXPECT_NE(out.find("identity 1 mapping: [attribute_mapping cn]"), std::string::npos) << out;
+  EXPECT_NE(out.find("identity 1 maps to: valid by rule(cn)"), std::string::npos) << out;
+  EXPECT_NE(out.find("result: PAM_SUCCESS (if the PIN is right"), std::string::npos) << out;
+  EXPECT_EQ(MockLogins(), 0) << "explain asks no PIN without --pin";
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain -u valid --pin", "123456", &out), 0) << out;
+  EXPECT_NE(out.find("proof of possession: signature over a fresh challenge verified"), std::string::npos) << out;
+  EXPECT_NE(out.find("result: PAM_SUCCESS"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --json explain -u alice", "", &out), 0) << out;
+  EXPECT_NE(out.find("\"result\": \"PAM_AUTH_ERR\", \"reason\": \"no certificate on the card maps to alice\""),
+            std::string::npos) << out;
+}
+
+TEST_F(RuleTest, ExplainNamesTheTrustReason) {
+  Configure("EXPIRED", kCnRule);
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain", "", &out), 0) << out;
+  EXPECT_NE(out.find("attribute rules skipped: certificate not trusted: certificate expired on"), std::string::npos) << out;
+  EXPECT_NE(out.find("result: PAM_USER_UNKNOWN"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain -u nosuchuser", "", &out), 0) << out;
+  EXPECT_NE(out.find("result: PAM_USER_UNKNOWN"), std::string::npos) << out;
+}
+
 TEST_F(RuleTest, LdapAttributeIsRefusedInThisVersion) {
   Configure("VALID", "[attribute_mapping dir]\nfields = Common Name\nattribute = ldap:uid\n");
   EXPECT_EQ(Login("valid"), PAM_SERVICE_ERR);

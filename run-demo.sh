@@ -21,9 +21,7 @@ echo "    ok"
 
 step "2. Building pam_smartcard (autotools, out of tree in _build)"
 cd "$SC_TOP"
-[ -x configure ] || autoreconf -fi >/dev/null 2>&1
-[ -f _build/Makefile ] || sc_configure _build
-make -C _build -j"$(nproc)" all tests/vcard/vpiv >_build/make.out 2>&1 || { tail -n 30 _build/make.out; exit 1; }
+sc_build tests/vcard/vpiv
 B=$SC_TOP/_build
 echo "    module: $B/.libs/pam_smartcard.so"
 echo "    helper: $B/sc-helper"

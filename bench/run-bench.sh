@@ -44,9 +44,7 @@ say "packages"
 sc_install_missing libpam-pkcs11 libpam-p11 valgrind time
 
 say "build (_build)"
-cd "$SC_TOP"
-[ -f _build/Makefile ] || sc_configure _build
-make -C _build -j"$(nproc)" >_build/make.out 2>&1 || { tail -n 30 _build/make.out; exit 1; }
+sc_build
 B=$SC_TOP/_build
 MODULE=$B/.libs/pam_smartcard.so
 HELPER=$B/sc-helper

@@ -14,9 +14,7 @@ SC_TOP=$(cd "$(dirname "$0")/.." && pwd)
 . "$SC_TOP/scripts/deps.sh"
 sc_install_missing
 cd "$SC_TOP"
-[ -x configure ] || autoreconf -fi >/dev/null 2>&1
-[ -f _build/Makefile ] || sc_configure _build
-make -C _build -j"$(nproc)" all bench/crl_bench tests/mock/libmockp11.la >_build/make.out 2>&1 || { tail -n 30 _build/make.out; exit 1; }
+sc_build bench/crl_bench tests/mock/libmockp11.la
 B=$SC_TOP/_build
 W=$B/crl-bench
 RUNS=${1:-15}

@@ -8,9 +8,7 @@ SC_TOP=$(cd "$(dirname "$0")/.." && pwd)
 . "$SC_TOP/scripts/deps.sh"
 sc_install_missing
 cd "$SC_TOP"
-[ -x configure ] || autoreconf -fi >/dev/null 2>&1
-[ -f _build/Makefile ] || sc_configure _build
-make -C _build -j"$(nproc)" all tests/vcard/vpiv bench/wait_bench >_build/make.out 2>&1 || { tail -n 30 _build/make.out; exit 1; }
+sc_build tests/vcard/vpiv bench/wait_bench
 B=$SC_TOP/_build
 W=$B/wait-bench
 rm -rf "$W"

@@ -36,3 +36,12 @@ sc_configure() {
     return 1
   }
 }
+
+# sc_build [TARGETS...]: the shared out-of-tree build in _build (configured on
+# first use), making the given targets besides "all"; output in _build/make.out.
+sc_build() {
+  cd "$SC_TOP"
+  [ -x configure ] || autoreconf -fi >/dev/null 2>&1
+  [ -f _build/Makefile ] || sc_configure _build
+  make -C _build -j"$(nproc)" all "$@" >_build/make.out 2>&1 || { tail -n 30 _build/make.out; return 1; }
+}

@@ -7,6 +7,7 @@ SC_PACKAGES=(
   libnss-wrapper libpam-wrapper pamtester mandoc
   clang libclang-rt-14-dev
   pcscd vsmartcard-vpcd faketime
+  libldap-dev slapd ldap-utils
 )
 
 sc_install_missing() {

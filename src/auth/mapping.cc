@@ -1,6 +1,7 @@
 #include "auth/mapping.h"
 
 #include <ctime>
+#include <optional>
 
 #include "core/accounts.h"
 #include "crypto/cert_fields.h"
@@ -9,16 +10,35 @@ namespace sc::auth {
 
 core::Result<std::unique_ptr<Mapper>> Mapper::Create(const core::Options& options,
                                                      const crypto::TrustStore* trust,
-                                                     core::PairingsFile pairings, core::Logger& log) {
+                                                     core::PairingsFile pairings, core::Logger& log,
+                                                     std::unique_ptr<Directory> directory) {
   std::unique_ptr<Mapper> m(new Mapper());
   m->pairings_ = std::move(pairings);
+  std::optional<core::LdapOptions> ldap;
+  bool uses_directory = false;
   for (const core::ExtraSection& extra : options.extra_sections) {
+    if (extra.kind == "ldap") {
+      auto parsed = core::LdapOptions::Parse(extra);
+      if (!parsed.ok()) return parsed.status();
+      ldap = std::move(*parsed);
+      continue;
+    }
     if (extra.kind != "attribute_mapping") continue;
     auto rule = core::AttributeRule::Parse(extra);
     if (!rule.ok()) return rule.status();
+    uses_directory |= rule->attribute() == core::MappedAttribute::kLdap;
     m->rules_.push_back(std::move(*rule));
   }
   if (m->rules_.empty()) return m;
+  if (uses_directory) {
+    if (directory) {
+      m->directory_ = std::move(directory);
+    } else if (ldap) {
+      m->directory_ = std::make_unique<LdapDirectory>(std::move(*ldap), options.helper, options.module_env);
+    } else {
+      return core::ConfigError("attribute = ldap:... needs an [ldap] section");
+    }
+  }
   if (trust != nullptr) {
     m->rule_trust_ = trust;
   } else if (options.ca_file.empty() && options.ca_dir.empty()) {
@@ -51,8 +71,27 @@ MappingResult Mapper::Map(const CardIdentity& id, const crypto::Fetcher* fetch) 
           std::vector<std::string> users;
           if (rule.attribute() == core::MappedAttribute::kName) {
             if (core::LookupAccount(outcome.result).ok()) users.push_back(outcome.result);
-          } else {
+          } else if (rule.attribute() == core::MappedAttribute::kGecos) {
             users = core::UsersWithFullName(outcome.result);
+          } else {
+            auto answer = directory_->FindUsers(rule.ldap_attribute(), outcome.result);
+            if (!answer.ok()) {
+              // Fail closed: the rule could have mapped (and won), so no
+              // pairing may decide instead.
+              r.trace.push_back("[attribute_mapping " + rule.name() + "] " + answer.status().message());
+              r.status = answer.status();
+              return r;
+            }
+            r.trace.insert(r.trace.end(), answer->trace.begin(), answer->trace.end());
+            for (const std::string& u : answer->users) {
+              if (core::LookupAccount(u).ok()) {
+                users.push_back(u);
+              } else {
+                r.trace.push_back("[attribute_mapping " + rule.name() + "] the directory names '" + u +
+                                  "', which is not an account here (NSS)");
+              }
+            }
+            if (users.size() != answer->users.size()) users.clear();  // a name we cannot check: no mapping
           }
           if (users.size() != 1) {
             r.trace.push_back("[attribute_mapping " + rule.name() + "] '" + outcome.result + "' matches " +

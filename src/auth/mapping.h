@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "auth/card_session.h"
+#include "auth/directory.h"
 #include "core/attribute_rule.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -20,6 +21,10 @@
 namespace sc::auth {
 
 struct MappingResult {
+  // Not OK when a rule needed the directory and it could not answer
+  // (kUnavailable) or could not be used (kConfig): then nothing maps, not
+  // even a pairing, since the rule might have won over it.
+  core::Status status;
   std::vector<std::string> users;     // empty: maps to nobody
   std::string how;                    // "rule(NAME)", "pairing" or ""
   std::vector<std::string> trace;     // every step, for debug and sc_auth
@@ -30,10 +35,13 @@ class Mapper {
  public:
   // Create parses the rules of options and loads the trust store the rules
   // need: trust when given (check_certificate_trust above none), else a
-  // chain-only store when anchors are configured. kConfig on a broken policy.
+  // chain-only store when anchors are configured. Rules with ldap:ATTRIBUTE
+  // search directory, or, when it is null, the [ldap] directory through a
+  // helper of options.helper. kConfig on a broken policy.
   static core::Result<std::unique_ptr<Mapper>> Create(const core::Options& options,
                                                       const crypto::TrustStore* trust,
-                                                      core::PairingsFile pairings, core::Logger& log);
+                                                      core::PairingsFile pairings, core::Logger& log,
+                                                      std::unique_ptr<Directory> directory = nullptr);
 
   // Map judges one identity. fetch serves OCSP (may be null).
   MappingResult Map(const CardIdentity& identity, const crypto::Fetcher* fetch) const;
@@ -46,6 +54,7 @@ class Mapper {
   std::vector<core::AttributeRule> rules_;
   const crypto::TrustStore* rule_trust_ = nullptr;  // borrowed or chain_only_
   std::unique_ptr<crypto::TrustStore> chain_only_;
+  std::unique_ptr<Directory> directory_;  // set when a rule uses ldap:
   core::PairingsFile pairings_;
 };
 

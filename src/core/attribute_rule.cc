@@ -10,6 +10,7 @@
 #include <span>
 #include <utility>
 
+#include "core/directory.h"
 #include "core/strings.h"
 
 namespace sc::core {
@@ -81,12 +82,6 @@ namespace {
 constexpr std::array<std::string_view, 5> kKeys = {"fields", "format", "match", "attribute", "issuer"};
 constexpr std::size_t kMaxFields = 9;  // $1..$9
 
-bool IsLdapAttributeName(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
-  if (!alpha(s.front())) return false;
-  return std::all_of(s.begin(), s.end(), [&](char c) { return alpha(c) || (c >= '0' && c <= '9') || c == '-'; });
-}
 
 // Utf8Sequence returns the length of the well-formed UTF-8 sequence at the
 // start of s and its code point, or 0 when it is not well-formed.
@@ -240,7 +235,7 @@ Result<AttributeRule> AttributeRule::Parse(const ExtraSection& section) {
     rule.attribute_ = MappedAttribute::kName;
   } else if (attr == "gecos") {
     rule.attribute_ = MappedAttribute::kGecos;
-  } else if (attr.substr(0, 5) == "ldap:" && IsLdapAttributeName(attr.substr(5))) {
+  } else if (attr.substr(0, 5) == "ldap:" && IsLdapAttributeDescription(attr.substr(5))) {
     rule.attribute_ = MappedAttribute::kLdap;
     rule.ldap_attribute_ = std::string(attr.substr(5));
   } else {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/attribute_rule.h"
+#include "core/directory.h"
 #include "core/strings.h"
 
 namespace sc::core {
@@ -420,18 +421,22 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
   }
 
   SC_RETURN_IF_ERROR(ValidatePolicy(options));
+  bool has_ldap = false;
   for (const ExtraSection& extra : options.extra_sections) {
-    if (extra.kind == "attribute_mapping") {
-      auto rule = AttributeRule::Parse(extra);
-      if (!rule.ok()) return ConfigError(std::string(file_name) + ": " + rule.status().message());
-      if (rule->attribute() == MappedAttribute::kLdap) {
-        return ConfigError(Where(file_name, extra.line) + "[attribute_mapping " + extra.name +
-                           "]: attribute = ldap:... is not supported by this version (name or gecos)");
-      }
-      continue;
+    if (extra.kind == "ldap") {
+      auto ldap = LdapOptions::Parse(extra);
+      if (!ldap.ok()) return ConfigError(std::string(file_name) + ": " + ldap.status().message());
+      has_ldap = true;
     }
-    return ConfigError(Where(file_name, extra.line) + "[" + extra.kind +
-                       "] sections are not supported by this version");
+  }
+  for (const ExtraSection& extra : options.extra_sections) {
+    if (extra.kind != "attribute_mapping") continue;
+    auto rule = AttributeRule::Parse(extra);
+    if (!rule.ok()) return ConfigError(std::string(file_name) + ": " + rule.status().message());
+    if (rule->attribute() == MappedAttribute::kLdap && !has_ldap) {
+      return ConfigError(Where(file_name, extra.line) + "[attribute_mapping " + extra.name +
+                         "]: attribute = " + rule->AttributeText() + " needs an [ldap] section");
+    }
   }
   return options;
 }

@@ -227,6 +227,71 @@ Result<FetchReply> DecodeFetchReply(std::span<const std::uint8_t> payload) {
   return m;
 }
 
+Frame Encode(const DirectoryRequest& m) {
+  Writer w(MessageType::kDirectoryRequest);
+  w.Str(m.uris);
+  w.Str(m.base);
+  w.Str(m.bind_dn);
+  w.Bytes(m.bind_password.data(), m.bind_password.size());
+  w.U8(m.starttls ? 1 : 0);
+  w.Str(m.filter);
+  w.Str(m.attribute);
+  w.U32(m.timeout_seconds);
+  w.U32(m.size_limit);
+  return w.Take();
+}
+
+Frame Encode(const DirectoryReply& m) {
+  Writer w(MessageType::kDirectoryReply);
+  w.U8(m.ok ? 1 : 0);
+  w.Str(m.message);
+  w.U8(m.truncated ? 1 : 0);
+  w.U32(static_cast<std::uint32_t>(m.entries.size()));
+  for (const DirectoryEntry& e : m.entries) {
+    w.Str(e.dn);
+    w.U32(static_cast<std::uint32_t>(e.values.size()));
+    for (const std::string& v : e.values) w.Str(v);
+  }
+  return w.Take();
+}
+
+Result<DirectoryRequest> DecodeDirectoryRequest(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kDirectoryRequest, "directory request"));
+  DirectoryRequest m;
+  m.uris = r.Str();
+  m.base = r.Str();
+  m.bind_dn = r.Str();
+  auto password = r.Bytes(kMaxPinBytes);
+  m.bind_password.Assign(password.data(), password.size());
+  m.starttls = r.Bool();
+  m.filter = r.Str();
+  m.attribute = r.Str(256);
+  m.timeout_seconds = r.U32();
+  m.size_limit = r.U32();
+  if (!r.ok() || !r.AtEnd() || m.size_limit > kMaxDirectoryEntries) return Malformed("directory request");
+  return m;
+}
+
+Result<DirectoryReply> DecodeDirectoryReply(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kDirectoryReply, "directory reply"));
+  DirectoryReply m;
+  m.ok = r.Bool();
+  m.message = r.Str();
+  m.truncated = r.Bool();
+  std::uint32_t n = r.Count(kMaxDirectoryEntries);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    DirectoryEntry e;
+    e.dn = r.Str();
+    std::uint32_t values = r.Count(kMaxDirectoryValues);
+    for (std::uint32_t j = 0; j < values && r.ok(); ++j) e.values.push_back(r.Str(kMaxDirectoryValueBytes));
+    m.entries.push_back(std::move(e));
+  }
+  if (!r.ok() || !r.AtEnd()) return Malformed("directory reply");
+  return m;
+}
+
 Frame EncodeWaiting() {
   Writer w(MessageType::kWaiting);
   return w.Take();

@@ -34,6 +34,8 @@ enum class MessageType : std::uint8_t {
   kWaiting = 5,  // helper -> module: no card yet, show "Insert your smart card"
   kFetchRequest = 6,
   kFetchReply = 7,
+  kDirectoryRequest = 8,
+  kDirectoryReply = 9,
 };
 
 // HelperResult: what went wrong on the hardware side.
@@ -127,6 +129,43 @@ Frame Encode(const FetchRequest& m);
 Frame Encode(const FetchReply& m);
 Result<FetchRequest> DecodeFetchRequest(std::span<const std::uint8_t> payload);
 Result<FetchReply> DecodeFetchReply(std::span<const std::uint8_t> payload);
+
+// DirectoryRequest: an LDAP search the module wants made ([ldap] and an
+// `attribute = ldap:...` rule). It runs in a helper of its own, one that
+// never loads a PKCS#11 module; the module builds the (escaped) filter and
+// judges the answer.
+struct DirectoryRequest {
+  std::string uris;  // space-separated, as ldap_initialize takes them
+  std::string base;
+  std::string bind_dn;         // "" = anonymous
+  SecretBytes bind_password;   // wiped from the frame and after use
+  bool starttls = false;
+  std::string filter;
+  std::string attribute;       // the one attribute returned (user_attribute)
+  std::uint32_t timeout_seconds = 0;
+  std::uint32_t size_limit = 0;  // entries; more makes the reply truncated
+};
+
+inline constexpr std::uint32_t kMaxDirectoryEntries = 16;
+inline constexpr std::uint32_t kMaxDirectoryValues = 16;
+inline constexpr std::uint32_t kMaxDirectoryValueBytes = 1024;
+
+struct DirectoryEntry {
+  std::string dn;
+  std::vector<std::string> values;  // of DirectoryRequest::attribute, raw bytes
+};
+
+struct DirectoryReply {
+  bool ok = false;        // the search completed (no entries is still ok)
+  std::string message;    // why not, when !ok
+  bool truncated = false; // more entries than size_limit
+  std::vector<DirectoryEntry> entries;
+};
+
+Frame Encode(const DirectoryRequest& m);
+Frame Encode(const DirectoryReply& m);
+Result<DirectoryRequest> DecodeDirectoryRequest(std::span<const std::uint8_t> payload);
+Result<DirectoryReply> DecodeDirectoryReply(std::span<const std::uint8_t> payload);
 
 Frame Encode(const ListRequest& m);
 Frame Encode(const ListReply& m);

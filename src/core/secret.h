@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sc::core {
@@ -49,6 +50,22 @@ class SecretBytes {
   void Wipe() {
     if (!bytes_.empty()) OPENSSL_cleanse(bytes_.data(), bytes_.size());
     bytes_.clear();
+  }
+  // Resize sets the size (new bytes are zero) for reading into data().
+  void Resize(std::size_t size) {
+    if (size > bytes_.capacity()) {
+      SecretBytes bigger;
+      bigger.bytes_.reserve(size);
+      bigger.bytes_.assign(bytes_.begin(), bytes_.end());
+      *this = std::move(bigger);  // the old storage is wiped when freed
+    }
+    bytes_.resize(size);
+  }
+  // Truncate shortens to size bytes, wiping the rest.
+  void Truncate(std::size_t size) {
+    if (size >= bytes_.size()) return;
+    OPENSSL_cleanse(bytes_.data() + size, bytes_.size() - size);
+    bytes_.resize(size);
   }
   const unsigned char* data() const { return bytes_.data(); }
   unsigned char* data() { return bytes_.data(); }

@@ -15,26 +15,30 @@ class Fd {
   explicit Fd(int fd) : fd_(fd) {}
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
-  ~Fd() { if (fd_ >= 0) close(fd_); }
+  ~Fd() { Reset(-1); }
   int get() const { return fd_; }
+  void Reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
 
  private:
   int fd_;
 };
 
-}  // namespace
-
-Result<std::string> ReadTrustedFile(const std::string& path, std::size_t max_size,
-                                    bool missing_ok) {
+// OpenTrusted opens path and applies the ownership, type, mode and size
+// checks; fd stays -1 (and the result is OK) for a missing file when
+// missing_ok.
+Status OpenTrusted(const std::string& path, std::size_t max_size, bool missing_ok, Fd& fd,
+                   struct stat& st) {
   // O_NONBLOCK so that a FIFO planted at the path cannot block the login.
-  Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  fd.Reset(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) {
     int err = errno;
-    if (err == ENOENT && missing_ok) return std::string();
+    if (err == ENOENT && missing_ok) return Status::Ok();
     if (err == ELOOP) return ConfigError(path + ": is a symbolic link (refused)");
     return ConfigError(path + ": cannot open: " + std::strerror(err));
   }
-  struct stat st {};
   if (fstat(fd.get(), &st) != 0) return ConfigError(path + ": fstat: " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return ConfigError(path + ": not a regular file (refused)");
   if (st.st_uid != 0) {
@@ -47,18 +51,53 @@ Result<std::string> ReadTrustedFile(const std::string& path, std::size_t max_siz
   if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) > max_size) {
     return ConfigError(path + ": larger than " + std::to_string(max_size) + " bytes (refused)");
   }
-  std::string content;
-  content.resize(static_cast<std::size_t>(st.st_size));
+  return Status::Ok();
+}
+
+// ReadAll reads up to size bytes into out; returns how many were read.
+Result<std::size_t> ReadAll(const std::string& path, int fd, unsigned char* out, std::size_t size) {
   std::size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = read(fd.get(), content.data() + done, content.size() - done);
+  while (done < size) {
+    ssize_t n = read(fd, out + done, size - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ConfigError(path + ": read: " + std::strerror(errno));
     if (n == 0) break;  // shrank while reading: use what was there
     done += static_cast<std::size_t>(n);
   }
-  content.resize(done);
+  return done;
+}
+
+}  // namespace
+
+Result<std::string> ReadTrustedFile(const std::string& path, std::size_t max_size,
+                                    bool missing_ok) {
+  Fd fd(-1);
+  struct stat st {};
+  SC_RETURN_IF_ERROR(OpenTrusted(path, max_size, missing_ok, fd, st));
+  if (fd.get() < 0) return std::string();
+  std::string content;
+  content.resize(static_cast<std::size_t>(st.st_size));
+  auto done = ReadAll(path, fd.get(), reinterpret_cast<unsigned char*>(content.data()), content.size());
+  if (!done.ok()) return done.status();
+  content.resize(*done);
   return content;
+}
+
+Result<SecretBytes> ReadSecretFile(const std::string& path, std::size_t max_size) {
+  Fd fd(-1);
+  struct stat st {};
+  SC_RETURN_IF_ERROR(OpenTrusted(path, max_size, /*missing_ok=*/false, fd, st));
+  if ((st.st_mode & S_IRWXO) != 0) return ConfigError(path + ": readable by other (refused)");
+  SecretBytes secret;
+  secret.Resize(static_cast<std::size_t>(st.st_size));
+  auto done = ReadAll(path, fd.get(), secret.data(), secret.size());
+  if (!done.ok()) return done.status();
+  std::size_t n = *done;
+  if (n > 0 && secret.data()[n - 1] == '\n') --n;  // one final newline is not part of it
+  if (n > 0 && secret.data()[n - 1] == '\r') --n;
+  secret.Truncate(n);
+  if (secret.empty()) return ConfigError(path + ": empty (refused)");
+  return secret;
 }
 
 }  // namespace sc::core

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 
+#include "core/secret.h"
 #include "core/status.h"
 
 namespace sc::core {
@@ -16,6 +17,11 @@ namespace sc::core {
 // an empty string is returned.
 Result<std::string> ReadTrustedFile(const std::string& path, std::size_t max_size,
                                     bool missing_ok = false);
+
+// ReadSecretFile reads a password file with the same checks, and also
+// refuses one that others may read. One final newline is dropped; an empty
+// secret is refused. The content is only ever held in SecretBytes.
+Result<SecretBytes> ReadSecretFile(const std::string& path, std::size_t max_size);
 
 }  // namespace sc::core
 

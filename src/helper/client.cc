@@ -77,6 +77,9 @@ core::Result<std::unique_ptr<HelperClient>> HelperClient::Spawn(
     dup2(null_fd, 1);
     dup2(null_fd, 2);
     close_range(kChildFd + 1, ~0U, 0);
+    // A known working directory: libraries that read files relative to it
+    // (libldap's ./ldaprc) must not see the caller's.
+    if (chdir("/") != 0) _exit(126);
     execve(argv[0], argv, envp.data());
     _exit(127);
   }
@@ -187,6 +190,16 @@ core::Result<core::FetchReply> HelperClient::Fetch(const core::FetchRequest& req
   auto reply_frame = Exchange(core::Encode(request), deadline);
   if (!reply_frame.ok()) return reply_frame.status();
   auto reply = core::DecodeFetchReply(*reply_frame);
+  if (!reply.ok()) Kill();
+  return reply;
+}
+
+core::Result<core::DirectoryReply> HelperClient::Search(const core::DirectoryRequest& request,
+                                                       core::Deadline deadline) {
+  // The frame holds the bind password; Frame storage is wiped when freed.
+  auto reply_frame = Exchange(core::Encode(request), deadline);
+  if (!reply_frame.ok()) return reply_frame.status();
+  auto reply = core::DecodeDirectoryReply(*reply_frame);
   if (!reply.ok()) Kill();
   return reply;
 }

@@ -47,6 +47,11 @@ class HelperClient {
   // answer. kUnavailable on timeout (the helper is then killed).
   core::Result<core::FetchReply> Fetch(const core::FetchRequest& request, core::Deadline deadline);
 
+  // Search has the helper run one LDAP search. Use a helper spawned for
+  // this alone: the helper refuses directory searches once it has loaded a
+  // PKCS#11 module. kUnavailable on timeout (the helper is then killed).
+  core::Result<core::DirectoryReply> Search(const core::DirectoryRequest& request, core::Deadline deadline);
+
   // Kill ends the helper at once (after a timeout).
   void Kill();
 

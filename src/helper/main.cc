@@ -11,6 +11,7 @@
 
 #include "core/channel.h"
 #include "core/protocol.h"
+#include "helper/directory.h"
 #include "helper/fetch.h"
 #include "pcsc/presence.h"
 #include "pkcs11/token.h"
@@ -27,6 +28,10 @@ bool Send(const sc::core::Frame& frame) {
 
 int Serve() {
   std::unique_ptr<sc::pkcs11::Pkcs11> p11;
+  // A helper serves either the card (list/sign/fetch) or the directory:
+  // directory answers choose users, so they never come from a process that
+  // has loaded vendor PKCS#11 code.
+  bool served_directory = false;
   for (;;) {
     auto frame = sc::core::ReceiveFrame(kChannelFd, std::nullopt);
     if (!frame.ok()) return 0;  // parent closed: done
@@ -36,9 +41,9 @@ int Serve() {
       sc::core::ListReply reply;
       auto request = sc::core::DecodeListRequest(*frame);
       if (!request.ok()) return 2;
-      if (p11) {
+      if (p11 || served_directory) {
         reply.result = HelperResult::kBadRequest;
-        reply.message = "list requested twice";
+        reply.message = p11 ? "list requested twice" : "list requested from a directory helper";
         return Send(Encode(reply)) ? 0 : 1;
       }
       std::vector<std::string> excluded_readers;
@@ -83,6 +88,19 @@ int Serve() {
       auto request = sc::core::DecodeFetchRequest(*frame);
       if (!request.ok()) return 2;
       if (!Send(Encode(sc::helper::Fetch(*request)))) return 1;
+    } else if (*type == sc::core::MessageType::kDirectoryRequest) {
+      auto request = sc::core::DecodeDirectoryRequest(*frame);
+      OPENSSL_cleanse(frame->data(), frame->size());  // the bind password copy in the frame
+      if (!request.ok()) return 2;
+      sc::core::DirectoryReply reply;
+      if (p11) {
+        reply.message = "directory search refused: this helper has loaded a PKCS#11 module";
+      } else {
+        served_directory = true;
+        reply = sc::helper::SearchDirectory(*request);
+      }
+      request->bind_password.Wipe();
+      if (!Send(Encode(reply))) return 1;
     } else {
       return 2;
     }

@@ -258,6 +258,12 @@ Status AuthRun::Execute(int argc, const char** argv) {
     const auth::CardIdentity& id = identities[i];
     auth::MappingResult result = (*mapper)->Map(id, &fetch);
     for (const std::string& line : result.trace) log_.Debug("identity " + std::to_string(i + 1) + ": " + line);
+    if (!result.status.ok()) {
+      // The directory could not answer: no mapping at all (fail closed).
+      token_label_ = id.token.token_label;
+      key_hash_ = id.cert.spki_sha256();
+      return result.status;
+    }
     mapped[i] = std::move(result.users);
     how[i] = std::move(result.how);
     verdicts[i] = std::move(result.verdict);

@@ -279,6 +279,7 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
       return (*session)->Fetch(url, body);
     };
     sc::auth::MappingResult mapping = (*mapper)->Map(id, &fetch_for_map);
+    if (!mapping.status.ok()) return Report(mapping.status);
     std::string mapped;
     for (const auto& u : mapping.users) mapped += (mapped.empty() ? "" : ",") + u;
     std::string trust_text = "not checked (check_certificate_trust=none)";
@@ -524,6 +525,23 @@ int CmdWatch(const Cli& cli, const sc::core::Options& options) {
   return kExitOk;
 }
 
+// PamNameFor names the PAM code the module returns for code (its
+// PamCodeFor, which sc_auth cannot link without libpam).
+std::string PamNameFor(Code code) {
+  switch (code) {
+    case Code::kOk: return "PAM_SUCCESS";
+    case Code::kUnavailable: return "PAM_AUTHINFO_UNAVAIL";
+    case Code::kUserUnknown: return "PAM_USER_UNKNOWN";
+    case Code::kDenied: return "PAM_AUTH_ERR";
+    case Code::kCredInsufficient: return "PAM_CRED_INSUFFICIENT";
+    case Code::kLocked: return "PAM_MAXTRIES";
+    case Code::kConfig:
+    case Code::kInternal:
+    case Code::kUsage: return "PAM_SERVICE_ERR";
+  }
+  return "PAM_SERVICE_ERR";
+}
+
 // Explanation collects the steps of CmdExplain for text or JSON output.
 struct Explanation {
   std::vector<std::pair<std::string, std::string>> steps;  // step, detail
@@ -595,7 +613,7 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
   auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
   if (!session.ok()) {
     ex.Add("card", session.status().message());
-    ex.result = session.status().code() == Code::kUnavailable ? "PAM_AUTHINFO_UNAVAIL" : "PAM_SERVICE_ERR";
+    ex.result = PamNameFor(session.status().code());
     ex.reason = session.status().message();
     return ex.Print(cli.json);
   }
@@ -620,6 +638,11 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
                     id.cert.spki_sha256());
     sc::auth::MappingResult mapping = (*mapper)->Map(id, &fetch);
     for (const std::string& line : mapping.trace) ex.Add(tag + " mapping", line);
+    if (!mapping.status.ok()) {
+      ex.result = PamNameFor(mapping.status.code());
+      ex.reason = mapping.status.message();
+      return ex.Print(cli.json);
+    }
     std::string users;
     for (const auto& m : mapping.users) {
       users += (users.empty() ? "" : ",") + m;
@@ -684,14 +707,7 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
     proved = (*session)->Prove(*usable, *pin, false, &outcome);
   }
   ex.Add("proof of possession", proved.ok() ? "signature over a fresh challenge verified" : proved.message());
-  switch (proved.code()) {
-    case Code::kOk: ex.result = "PAM_SUCCESS"; break;
-    case Code::kLocked: ex.result = "PAM_MAXTRIES"; break;
-    case Code::kUnavailable: ex.result = "PAM_AUTHINFO_UNAVAIL"; break;
-    case Code::kCredInsufficient: ex.result = "PAM_CRED_INSUFFICIENT"; break;
-    case Code::kDenied: ex.result = "PAM_AUTH_ERR"; break;
-    default: ex.result = "PAM_SERVICE_ERR";
-  }
+  ex.result = PamNameFor(proved.code());
   ex.reason = proved.ok() ? "" : proved.message();
   return ex.Print(cli.json);
 }

@@ -844,7 +844,7 @@ TEST(ConfigBytesTest, ByteOrderMarkIsNotIgnored) {
 
 // --- [attribute_mapping] and [ldap] --------------------------------------------
 
-TEST(ConfigExtraSectionsTest, AttributeRulesAreAcceptedLdapIsRefused) {
+TEST(ConfigExtraSectionsTest, AttributeRulesAndLdapAreAccepted) {
   auto r = Build(
       "[attribute_mapping upn]\n"
       "fields = NT Principal Name\n"
@@ -856,14 +856,19 @@ TEST(ConfigExtraSectionsTest, AttributeRulesAreAcceptedLdapIsRefused) {
   ASSERT_EQ(r->extra_sections.size(), 1u);
   // A rule is validated when the file is loaded, with file and line.
   ExpectConfigError("debug = no\n[attribute_mapping upn]\n", "test.conf: [attribute_mapping upn] (line 2)");
-  ExpectConfigError("[attribute_mapping dir]\nfields = UID\nattribute = ldap:uid\n", "not supported");
-  ExpectConfigError(
+  // ldap: needs an [ldap] section; the section is validated too.
+  ExpectConfigError("[attribute_mapping dir]\nfields = UID\nattribute = ldap:uid\n", "needs an [ldap] section");
+  auto ldap = Build(
+      "[attribute_mapping dir]\nfields = UID\nattribute = ldap:altSecurityIdentities\n"
       "[ldap]\nuri = ldap://ldap.example.test\nbase = dc=example,dc=test\n"
-      "bind_dn = cn=x\nbind_password_file = /etc/x\nfilter = (uid=%s)\n"
-      "user_attribute = uid\nstarttls = yes\ntimeout = 5\n",
-      "not supported");
+      "bind_dn = cn=x\nbind_password_file = /etc/x\nfilter = (objectClass=posixAccount)\n"
+      "user_attribute = uid\nstarttls = yes\ntimeout = 5\n");
+  ASSERT_TRUE(ldap.ok()) << ErrorOf(ldap);
+  EXPECT_EQ(ldap->extra_sections.size(), 2u);
+  ExpectConfigError("[ldap]\nuri = ldap://ldap.example.test\nbase = dc=x\n", "clear text");
+  ExpectConfigError("[ldap]\nbase = dc=x\n", "test.conf: [ldap] (line 1): uri is required");
   // Also when the sections come after [service] sections or nothing else.
-  ExpectConfigError("[service sudo]\ndebug = yes\n[ldap]\n", "test.conf:3: ");
+  ExpectConfigError("[service sudo]\ndebug = yes\n[ldap]\n", "[ldap] (line 3)");
 }
 
 TEST(ConfigExtraSectionsTest, UnknownKeysInsideAreRefused) {

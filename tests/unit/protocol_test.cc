@@ -157,7 +157,33 @@ std::vector<Decoder> AllDecoders() {
        [](std::span<const std::uint8_t> p) { return DecodeFetchRequest(p).ok(); }},
       {"FetchReply", MessageType::kFetchReply,
        [](std::span<const std::uint8_t> p) { return DecodeFetchReply(p).ok(); }},
+      {"DirectoryRequest", MessageType::kDirectoryRequest,
+       [](std::span<const std::uint8_t> p) { return DecodeDirectoryRequest(p).ok(); }},
+      {"DirectoryReply", MessageType::kDirectoryReply,
+       [](std::span<const std::uint8_t> p) { return DecodeDirectoryReply(p).ok(); }},
   };
+}
+
+DirectoryRequest SampleDirectoryRequest() {
+  DirectoryRequest m;
+  m.uris = "ldap://127.0.0.1:18389/ ldaps://ldap.example.test/";
+  m.base = "dc=example,dc=test";
+  m.bind_dn = "cn=reader,dc=example,dc=test";
+  m.bind_password.Assign("readersecret", 12);
+  m.starttls = true;
+  m.filter = "(&(objectClass=posixAccount)(altSecurityIdentities=Kerberos:carol@EXAMPLE.TEST))";
+  m.attribute = "uid";
+  m.timeout_seconds = 5;
+  m.size_limit = 2;
+  return m;
+}
+
+DirectoryReply SampleDirectoryReply() {
+  DirectoryReply m;
+  m.ok = true;
+  m.truncated = false;
+  m.entries = {{"uid=carol,ou=people,dc=example,dc=test", {"carol"}}, {"uid=x,dc=example,dc=test", {}}};
+  return m;
 }
 
 FetchRequest SampleFetchRequest() {
@@ -194,11 +220,57 @@ Bytes SampleEncoding(MessageType type) {
       return ToBytes(Encode(SampleFetchRequest()));
     case MessageType::kFetchReply:
       return ToBytes(Encode(SampleFetchReply()));
+    case MessageType::kDirectoryRequest:
+      return ToBytes(Encode(SampleDirectoryRequest()));
+    case MessageType::kDirectoryReply:
+      return ToBytes(Encode(SampleDirectoryReply()));
   }
   return {};
 }
 
 // --- wire format -----------------------------------------------------------------
+
+TEST(ProtocolDirectoryTest, RequestRoundTrip) {
+  DirectoryRequest m = SampleDirectoryRequest();
+  auto d = DecodeDirectoryRequest(ToBytes(Encode(m)));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->uris, m.uris);
+  EXPECT_EQ(d->base, m.base);
+  EXPECT_EQ(d->bind_dn, m.bind_dn);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(d->bind_password.data()), d->bind_password.size()),
+            "readersecret");
+  EXPECT_TRUE(d->starttls);
+  EXPECT_EQ(d->filter, m.filter);
+  EXPECT_EQ(d->attribute, "uid");
+  EXPECT_EQ(d->timeout_seconds, 5u);
+  EXPECT_EQ(d->size_limit, 2u);
+}
+
+TEST(ProtocolDirectoryTest, ReplyRoundTripAndBounds) {
+  DirectoryReply m = SampleDirectoryReply();
+  auto d = DecodeDirectoryReply(ToBytes(Encode(m)));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  ASSERT_EQ(d->entries.size(), 2u);
+  EXPECT_EQ(d->entries[0].dn, m.entries[0].dn);
+  EXPECT_EQ(d->entries[0].values, std::vector<std::string>{"carol"});
+  EXPECT_TRUE(d->entries[1].values.empty());
+  // Beyond the bounds: refused, never cut.
+  DirectoryReply many;
+  many.ok = true;
+  many.entries.resize(kMaxDirectoryEntries + 1);
+  EXPECT_FALSE(DecodeDirectoryReply(ToBytes(Encode(many))).ok());
+  DirectoryReply values;
+  values.ok = true;
+  values.entries = {{"dn", std::vector<std::string>(kMaxDirectoryValues + 1, "v")}};
+  EXPECT_FALSE(DecodeDirectoryReply(ToBytes(Encode(values))).ok());
+  DirectoryReply long_value;
+  long_value.ok = true;
+  long_value.entries = {{"dn", {std::string(kMaxDirectoryValueBytes + 1, 'a')}}};
+  EXPECT_FALSE(DecodeDirectoryReply(ToBytes(Encode(long_value))).ok());
+  DirectoryRequest too_many = SampleDirectoryRequest();
+  too_many.size_limit = kMaxDirectoryEntries + 1;
+  EXPECT_FALSE(DecodeDirectoryRequest(ToBytes(Encode(too_many))).ok());
+}
 
 TEST(ProtocolWireTest, ListRequestLayout) {
   ListRequest m = SampleListRequest();
@@ -621,6 +693,12 @@ TEST(ProtocolMalformedTest, SingleByteMutationsNeverCrashAndStayCanonical) {
             break;
           case MessageType::kFetchReply:
             if (auto r = DecodeFetchReply(m); r.ok()) again = ToBytes(Encode(*r));
+            break;
+          case MessageType::kDirectoryRequest:
+            if (auto r = DecodeDirectoryRequest(m); r.ok()) again = ToBytes(Encode(*r));
+            break;
+          case MessageType::kDirectoryReply:
+            if (auto r = DecodeDirectoryReply(m); r.ok()) again = ToBytes(Encode(*r));
             break;
         }
         if (again.empty() || unknown_result) continue;

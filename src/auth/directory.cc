@@ -1,0 +1,90 @@
+#include "auth/directory.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/attribute_rule.h"
+#include "core/secure_file.h"
+#include "core/strings.h"
+
+namespace sc::auth {
+namespace {
+
+// Entries asked for: one is an answer, two already make it ambiguous.
+constexpr std::uint32_t kSearchSizeLimit = 2;
+constexpr std::size_t kMaxPasswordBytes = 1024;
+
+}  // namespace
+
+core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, std::string_view user_attribute,
+                                             std::string_view filter) {
+  DirectoryAnswer answer;
+  std::string query = "directory query " + std::string(filter);
+  if (!reply.ok) {
+    std::string why = core::UnsafeTextReason(reply.message).empty() ? reply.message : "(unprintable message)";
+    return core::Unavailable(query + ": directory unavailable: " + why);
+  }
+  if (reply.truncated) {
+    answer.trace.push_back(query + ": more than " + std::to_string(reply.entries.size()) +
+                           " entries: ambiguous, no mapping");
+    return answer;
+  }
+  if (reply.entries.empty()) {
+    answer.trace.push_back(query + ": no entry");
+    return answer;
+  }
+  std::vector<std::string> users;
+  for (const core::DirectoryEntry& entry : reply.entries) {
+    std::string dn = core::UnsafeTextReason(entry.dn).empty() ? entry.dn : "(unprintable DN)";
+    if (entry.values.size() != 1) {
+      answer.trace.push_back(query + ": entry " + dn + " has " + std::to_string(entry.values.size()) +
+                             " values of " + std::string(user_attribute) + " (exactly one expected): no mapping");
+      return answer;
+    }
+    const std::string& user = entry.values.front();
+    std::string unsafe = core::UnsafeTextReason(user);
+    if (!unsafe.empty() || !core::IsValidUserName(user)) {
+      answer.trace.push_back(query + ": entry " + dn + ": " + std::string(user_attribute) +
+                             (unsafe.empty() ? " is not a valid user name" : " " + unsafe) + ": no mapping");
+      return answer;
+    }
+    answer.trace.push_back(query + ": entry " + dn + " has " + std::string(user_attribute) + " '" + user + "'");
+    if (std::find(users.begin(), users.end(), user) == users.end()) users.push_back(user);
+  }
+  answer.users = std::move(users);
+  return answer;
+}
+
+core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribute, std::string_view value) {
+  core::DirectoryRequest request;
+  request.uris = options_.UriList();
+  request.base = options_.base;
+  request.bind_dn = options_.bind_dn;
+  request.starttls = options_.starttls;
+  request.filter = core::SearchFilter(options_, attribute, value);
+  request.attribute = options_.user_attribute;
+  request.timeout_seconds = options_.timeout;
+  request.size_limit = kSearchSizeLimit;
+  if (!options_.bind_dn.empty()) {
+    auto password = core::ReadSecretFile(options_.bind_password_file, kMaxPasswordBytes);
+    if (!password.ok()) return core::ConfigError("[ldap] bind_password_file: " + password.status().message());
+    request.bind_password = std::move(*password);
+  }
+  if (!client_) {
+    auto spawned = helper::HelperClient::Spawn(helper_path_, helper_env_);
+    if (!spawned.ok()) return spawned.status();
+    client_ = std::move(*spawned);
+  }
+  // The whole search (connect, StartTLS, bind, search) within timeout: the
+  // helper is killed at the deadline.
+  core::Deadline deadline = core::Clock::now() + std::chrono::seconds(options_.timeout);
+  auto reply = client_->Search(request, deadline);
+  request.bind_password.Wipe();
+  if (!reply.ok()) {
+    client_.reset();  // killed or broken: a later search starts a new one
+    return core::Unavailable("directory query " + request.filter + ": " + reply.status().message());
+  }
+  return InterpretReply(*reply, options_.user_attribute, request.filter);
+}
+
+}  // namespace sc::auth

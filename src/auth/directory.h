@@ -1,0 +1,63 @@
+// Directory lookups for `attribute = ldap:ATTRIBUTE` rules: which accounts a
+// directory says a formatted certificate value belongs to. The search runs
+// in a helper process of its own (never the one that loaded the PKCS#11
+// module); the answer is judged here.
+#ifndef PAM_SMARTCARD_AUTH_DIRECTORY_H_
+#define PAM_SMARTCARD_AUTH_DIRECTORY_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/directory.h"
+#include "core/protocol.h"
+#include "core/status.h"
+#include "helper/client.h"
+
+namespace sc::auth {
+
+struct DirectoryAnswer {
+  std::vector<std::string> users;  // distinct user names; empty: nobody
+  std::vector<std::string> trace;  // the query and what came back, safe to log
+};
+
+class Directory {
+ public:
+  virtual ~Directory() = default;
+  // FindUsers: the accounts whose `attribute` holds value. kUnavailable when
+  // the directory cannot answer (never a partial answer); kConfig when its
+  // configuration cannot be used (bind password file).
+  virtual core::Result<DirectoryAnswer> FindUsers(std::string_view attribute, std::string_view value) = 0;
+};
+
+// InterpretReply turns a helper's reply to a search for user_attribute into
+// users. Not ok → kUnavailable. Any doubt makes the answer "nobody": more
+// entries than asked for, an entry with no or several values of
+// user_attribute, a value that is not a clean user name.
+core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, std::string_view user_attribute,
+                                             std::string_view filter);
+
+// LdapDirectory searches the [ldap] directory through sc-helper. The helper
+// is spawned on first use and reused for later searches of the same
+// authentication; each search is bounded by options.timeout.
+class LdapDirectory : public Directory {
+ public:
+  LdapDirectory(core::LdapOptions options, std::string helper_path,
+                std::vector<std::pair<std::string, std::string>> helper_env)
+      : options_(std::move(options)), helper_path_(std::move(helper_path)), helper_env_(std::move(helper_env)) {}
+  core::Result<DirectoryAnswer> FindUsers(std::string_view attribute, std::string_view value) override;
+
+  const core::LdapOptions& options() const { return options_; }
+
+ private:
+  core::LdapOptions options_;
+  std::string helper_path_;
+  std::vector<std::pair<std::string, std::string>> helper_env_;
+  std::unique_ptr<helper::HelperClient> client_;
+};
+
+}  // namespace sc::auth
+
+#endif  // PAM_SMARTCARD_AUTH_DIRECTORY_H_

@@ -1,0 +1,180 @@
+// Unit tests for the [ldap] options, RFC 4515 filter escaping and how a
+// directory's answer becomes users (core/directory, auth/directory).
+#include "core/directory.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "auth/directory.h"
+
+namespace sc::core {
+namespace {
+
+Result<LdapOptions> ParseLdap(std::vector<std::pair<std::string, std::string>> entries) {
+  return LdapOptions::Parse(ExtraSection{"ldap", "", 7, std::move(entries)});
+}
+
+std::string ErrorOf(const Result<LdapOptions>& r) { return r.ok() ? "" : r.status().message(); }
+
+TEST(LdapOptionsTest, MinimalAndDefaults) {
+  auto o = ParseLdap({{"uri", "ldap://127.0.0.1:18389/"}, {"base", "dc=example,dc=test"}});
+  ASSERT_TRUE(o.ok()) << ErrorOf(o);
+  EXPECT_EQ(o->UriList(), "ldap://127.0.0.1:18389/");
+  EXPECT_EQ(o->user_attribute, "uid");
+  EXPECT_EQ(o->timeout, 10u);
+  EXPECT_FALSE(o->starttls);
+  EXPECT_TRUE(o->bind_dn.empty());
+  EXPECT_EQ(o->line, 7);
+}
+
+TEST(LdapOptionsTest, AllKeys) {
+  auto o = ParseLdap({{"uri", "ldaps://a.example.test, ldaps://b.example.test"},
+                      {"base", "dc=example,dc=test"},
+                      {"bind_dn", "cn=reader,dc=example,dc=test"},
+                      {"bind_password_file", "/etc/security/ldap.pw"},
+                      {"filter", "(&(objectClass=posixAccount)(!(loginShell=/bin/false)))"},
+                      {"user_attribute", "sAMAccountName"},
+                      {"timeout", "3"}});
+  ASSERT_TRUE(o.ok()) << ErrorOf(o);
+  EXPECT_EQ(o->UriList(), "ldaps://a.example.test ldaps://b.example.test");
+  EXPECT_EQ(o->user_attribute, "sAMAccountName");
+  EXPECT_EQ(o->timeout, 3u);
+}
+
+TEST(LdapOptionsTest, MistakesAreConfigErrors) {
+  const std::pair<std::string, std::string> uri{"uri", "ldap://localhost"};
+  const std::pair<std::string, std::string> base{"base", "dc=x"};
+  struct Case {
+    std::vector<std::pair<std::string, std::string>> entries;
+    const char* want;
+  } cases[] = {
+      {{base}, "uri is required"},
+      {{uri}, "base is required"},
+      {{{"uri", ""}, base}, "uri is empty"},
+      {{{"uri", "http://x"}, base}, "bad uri"},
+      {{uri, base, {"bind_dn", "cn=x"}}, "go together"},
+      {{uri, base, {"bind_password_file", "/x"}}, "go together"},
+      {{uri, base, {"bind_dn", "cn=x"}, {"bind_password_file", "relative"}}, "absolute path"},
+      {{uri, base, {"filter", "objectClass=*"}}, "bad filter"},
+      {{uri, base, {"filter", "(a=b))("}}, "bad filter"},
+      {{uri, base, {"filter", "(a=b)(c=d)"}}, "bad filter"},
+      {{uri, base, {"filter", "(a=\\zz)"}}, "bad filter"},
+      {{uri, base, {"user_attribute", "u id"}}, "bad user_attribute"},
+      {{uri, base, {"user_attribute", "1.2..3"}}, "bad user_attribute"},
+      {{uri, base, {"starttls", "maybe"}}, "starttls"},
+      {{uri, base, {"timeout", "0"}}, "timeout"},
+      {{uri, base, {"timeout", "301"}}, "timeout"},
+      {{uri, base, {"bogus", "1"}}, "unknown key 'bogus'"},
+      {{uri, base, {"base", "dc=y"}}, "duplicate key"},
+      {{uri, {"base", "dc=x\x01"}}, "control characters"},
+      // Clear text over the network would let a forged answer pick the user.
+      {{{"uri", "ldap://ldap.example.test"}, base}, "clear text over the network"},
+      {{{"uri", "ldap://127.0.0.1 ldap://10.0.0.1"}, base}, "clear text"},
+      {{{"uri", "ldaps://ldap.example.test"}, base, {"starttls", "yes"}}, "already TLS"},
+  };
+  for (const Case& c : cases) {
+    auto o = ParseLdap(c.entries);
+    EXPECT_FALSE(o.ok()) << c.want;
+    EXPECT_NE(ErrorOf(o).find(c.want), std::string::npos) << ErrorOf(o);
+    EXPECT_NE(ErrorOf(o).find("[ldap] (line 7)"), std::string::npos) << ErrorOf(o);
+  }
+  EXPECT_TRUE(ParseLdap({{"uri", "ldap://ldap.example.test"}, base, {"starttls", "yes"}}).ok());
+  EXPECT_TRUE(ParseLdap({{"uri", "ldapi://%2Frun%2Fslapd%2Fldapi"}, base}).ok());
+}
+
+TEST(LdapFilterTest, Rfc4515Escaping) {
+  EXPECT_EQ(EscapeFilterValue("alice"), "alice");
+  EXPECT_EQ(EscapeFilterValue("*)(uid=*"), "\\2a\\29\\28uid=\\2a");
+  EXPECT_EQ(EscapeFilterValue("a\\b"), "a\\5cb");
+  EXPECT_EQ(EscapeFilterValue(std::string("a\0b", 3)), "a\\00b");
+  EXPECT_EQ(EscapeFilterValue("caf\xc3\xa9"), "caf\\c3\\a9");
+  EXPECT_EQ(EscapeFilterValue("X509:<I>CN=CA<SR>0a"), "X509:<I>CN=CA<SR>0a");
+}
+
+TEST(LdapFilterTest, SearchFilterAndsTheConfiguredFilter) {
+  LdapOptions o;
+  EXPECT_EQ(SearchFilter(o, "altSecurityIdentities", "Kerberos:*"), "(altSecurityIdentities=Kerberos:\\2a)");
+  o.filter = "(objectClass=posixAccount)";
+  EXPECT_EQ(SearchFilter(o, "uid", "a)(b"), "(&(objectClass=posixAccount)(uid=a\\29\\28b))");
+  // Whatever a certificate says, the result is one well-formed filter.
+  for (const char* hostile : {"*)(uid=*", ")(|(uid=*", "\\", "((((", "a)(objectClass=*"}) {
+    EXPECT_TRUE(IsWellFormedFilter(SearchFilter(o, "uid", hostile))) << hostile;
+  }
+}
+
+TEST(LdapFilterTest, AttributeDescriptions) {
+  for (const char* good : {"uid", "altSecurityIdentities", "x-Card-2", "2.5.4.3", "0.9.2342.19200300.100.1.1"}) {
+    EXPECT_TRUE(IsLdapAttributeDescription(good)) << good;
+  }
+  for (const char* bad : {"", "-uid", "u_id", "uid;binary", "2.5..4", "2.05.4", "2.5.4.", "u\xc3\xa9"}) {
+    EXPECT_FALSE(IsLdapAttributeDescription(bad)) << bad;
+  }
+}
+
+TEST(LdapFilterTest, LoopbackUris) {
+  for (const char* loop : {"ldap://127.0.0.1", "ldap://127.0.0.1:18389/", "ldap://localhost/", "ldap://[::1]:389",
+                           "ldap://127.1.2.3", "ldapi:///"}) {
+    EXPECT_TRUE(IsLoopbackLdapUri(loop)) << loop;
+  }
+  for (const char* remote : {"ldap://", "ldap:///", "ldap://127.0.0.1.example.test", "ldap://localhost.evil",
+                             "ldap://128.0.0.1", "ldap://127.0.0.256", "ldap://[::2]", "ldaps://127.0.0.1",
+                             "ldap://127.0.0"}) {
+    EXPECT_FALSE(IsLoopbackLdapUri(remote)) << remote;
+  }
+}
+
+}  // namespace
+}  // namespace sc::core
+
+namespace sc::auth {
+namespace {
+
+core::DirectoryReply Reply(std::vector<core::DirectoryEntry> entries, bool truncated = false) {
+  core::DirectoryReply r;
+  r.ok = true;
+  r.truncated = truncated;
+  r.entries = std::move(entries);
+  return r;
+}
+
+std::vector<std::string> Users(const core::DirectoryReply& reply) {
+  auto answer = InterpretReply(reply, "uid", "(x=y)");
+  EXPECT_TRUE(answer.ok());
+  return answer.ok() ? answer->users : std::vector<std::string>{"<error>"};
+}
+
+TEST(DirectoryAnswerTest, OneEntryOneUser) {
+  EXPECT_EQ(Users(Reply({{"uid=carol,dc=x", {"carol"}}})), std::vector<std::string>{"carol"});
+  // Two entries naming the same user: still that one user.
+  EXPECT_EQ(Users(Reply({{"a", {"carol"}}, {"b", {"carol"}}})), std::vector<std::string>{"carol"});
+  EXPECT_EQ(Users(Reply({{"a", {"carol"}}, {"b", {"dave"}}})), (std::vector<std::string>{"carol", "dave"}));
+}
+
+TEST(DirectoryAnswerTest, AnyDoubtIsNobody) {
+  EXPECT_TRUE(Users(Reply({})).empty());
+  EXPECT_TRUE(Users(Reply({{"a", {"carol"}}}, /*truncated=*/true)).empty());
+  EXPECT_TRUE(Users(Reply({{"a", {}}})).empty());
+  EXPECT_TRUE(Users(Reply({{"a", {"carol", "dave"}}})).empty());
+  EXPECT_TRUE(Users(Reply({{"a", {"carol"}}, {"b", {}}})).empty());  // no first-wins
+  for (const std::string& bad : {std::string("carol\0x", 7), std::string("carol "), std::string(""),
+                                 std::string("ca\nrol"), std::string("-carol"), std::string("car ol"),
+                                 std::string("\xff")}) {
+    EXPECT_TRUE(Users(Reply({{"a", {bad}}})).empty()) << bad;
+  }
+}
+
+TEST(DirectoryAnswerTest, FailureIsUnavailable) {
+  core::DirectoryReply r;
+  r.ok = false;
+  r.message = "search: Can't contact LDAP server";
+  auto answer = InterpretReply(r, "uid", "(x=y)");
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.status().code(), core::Code::kUnavailable);
+  EXPECT_NE(answer.status().message().find("Can't contact LDAP server"), std::string::npos);
+  EXPECT_NE(answer.status().message().find("(x=y)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sc::auth

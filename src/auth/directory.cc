@@ -10,8 +10,9 @@
 namespace sc::auth {
 namespace {
 
-// Entries asked for: one is an answer, two already make it ambiguous.
-constexpr std::uint32_t kSearchSizeLimit = 2;
+// Entries asked for; a directory with more for one certificate value is
+// misconfigured, and the answer is "nobody".
+constexpr std::uint32_t kSearchSizeLimit = core::kMaxDirectoryEntries;
 constexpr std::size_t kMaxPasswordBytes = 1024;
 
 }  // namespace

@@ -93,12 +93,19 @@ MappingResult Mapper::Map(const CardIdentity& id, const crypto::Fetcher* fetch) 
             }
             if (users.size() != answer->users.size()) users.clear();  // a name we cannot check: no mapping
           }
-          if (users.size() != 1) {
+          // A full name or user name shared by several accounts is an
+          // accident: no mapping. A directory that assigns the certificate
+          // to several accounts means it (as Active Directory's
+          // altSecurityIdentities): those are the user's choices.
+          bool several_ok = rule.attribute() == core::MappedAttribute::kLdap;
+          if (users.empty() || (users.size() > 1 && !several_ok)) {
             r.trace.push_back("[attribute_mapping " + rule.name() + "] '" + outcome.result + "' matches " +
                               std::to_string(users.size()) + " account(s): no mapping");
             continue;
           }
-          r.trace.push_back("[attribute_mapping " + rule.name() + "] maps to " + users.front());
+          std::string list;
+          for (const std::string& u : users) list += (list.empty() ? "" : ", ") + u;
+          r.trace.push_back("[attribute_mapping " + rule.name() + "] maps to " + list);
           r.users = std::move(users);
           r.how = "rule(" + rule.name() + ")";
           return r;  // the first rule that maps wins, and wins over pairing

@@ -29,6 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   RoundTrip(in, sc::core::DecodeSignReply);
   RoundTrip(in, sc::core::DecodeFetchRequest);
   RoundTrip(in, sc::core::DecodeFetchReply);
+  RoundTrip(in, sc::core::DecodeDirectoryRequest);
+  RoundTrip(in, sc::core::DecodeDirectoryReply);
   (void)sc::core::PeekType(in);
   return 0;
 }

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <cstdio>
@@ -1311,9 +1312,190 @@ TEST_F(RuleTest, ExplainNamesTheTrustReason) {
   EXPECT_NE(out.find("result: PAM_USER_UNKNOWN"), std::string::npos) << out;
 }
 
-TEST_F(RuleTest, LdapAttributeIsRefusedInThisVersion) {
+TEST_F(RuleTest, UpnRuleMapsToTheLocalUser) {
+  Configure("UPN_CAROL", "[attribute_mapping upn]\nfields = NT Principal Name\n"
+                         "match = ^([^@]+)@EXAMPLE\\.TEST$\nattribute = name\n");
+  std::string user;
+  EXPECT_EQ(Login("", &user), PAM_SUCCESS);
+  EXPECT_EQ(user, "carol");
+  EXPECT_EQ(Login("upn-carol"), PAM_USER_UNKNOWN);  // no such account: the CN plays no part
+}
+
+TEST_F(RuleTest, HostileCommonNamesNeverMapToAlice) {
+  // Each certificate is trusted (issued by the test CA) and names "alice"
+  // in a way that must not be taken for alice: an embedded NUL, a trailing
+  // space, upper case (no case folding), two CNs (no first-wins).
+  for (const char* cert : {"CN_NUL", "CN_SPACE", "CN_UPPER", "CN_TWO"}) {
+    Configure(cert, kCnRule);
+    EXPECT_EQ(Login("alice"), PAM_AUTH_ERR) << cert;
+    EXPECT_EQ(Login(""), PAM_USER_UNKNOWN) << cert;
+  }
+  std::string out;
+  Configure("CN_NUL", kCnRule);
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain -u alice", "", &out), 0) << out;
+  EXPECT_NE(out.find("contains a NUL byte"), std::string::npos) << out;
+  Configure("CN_TWO", kCnRule);
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain -u alice", "", &out), 0) << out;
+  EXPECT_NE(out.find("2 instances of Common Name"), std::string::npos) << out;
+}
+
+TEST_F(RuleTest, LdapRuleNeedsAnLdapSection) {
   Configure("VALID", "[attribute_mapping dir]\nfields = Common Name\nattribute = ldap:uid\n");
   EXPECT_EQ(Login("valid"), PAM_SERVICE_ERR);
+}
+
+// --- directory mapping ([ldap], attribute = ldap:ATTRIBUTE) ----------------------
+
+// The slapd that run-integration.sh starts: users carol (Kerberos principal),
+// valid (X509:<I>..<SR>.. of valid's certificate), bob and dave (both
+// X509:<SHA1-PUKEY> of valid's key), ghost (no local account; upn-carol's
+// issuer and serial) and alice (two uid values; upn-carol's key).
+class LdapTest : public RuleTest {
+ protected:
+  void SetUp() override {
+    if (getenv("SC_SLAPD_DIR") == nullptr) GTEST_SKIP() << "no slapd (run-tests.sh installs it)";
+    RuleTest::SetUp();
+  }
+  static std::string Slapd(const std::string& command) {
+    std::string cmd = "env -u LD_PRELOAD bash " + std::string(getenv("abs_top_srcdir")) + "/tests/ldap/slapd.sh " +
+                      command + " " + getenv("SC_SLAPD_DIR");
+    if (command == "start") cmd += std::string(" ") + getenv("SC_SLAPD_PORT") + " " + getenv("SC_SLAPD_LDIF");
+    cmd += " 2>&1";
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[512];
+    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    int rc = p ? pclose(p) : -1;
+    EXPECT_EQ(rc, 0) << cmd << ": " << out;
+    return out;
+  }
+  static pid_t SlapdPid() {
+    return static_cast<pid_t>(std::stol(ReadFile(std::string(getenv("SC_SLAPD_DIR")) + "/slapd.pid")));
+  }
+  std::string Ldap(const std::string& extra = "") {
+    return "[ldap]\nuri = ldap://127.0.0.1:" + std::string(getenv("SC_SLAPD_PORT")) +
+           "/\nbase = dc=example,dc=test\n" + extra;
+  }
+  std::string Explain(const std::string& args) {
+    std::string out;
+    EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain " + args, "", &out), 0) << out;
+    return out;
+  }
+};
+
+constexpr char kKerberosRule[] =
+    "[attribute_mapping krb]\nfields = NT Principal Name\nformat = Kerberos:$1\nattribute = ldap:altSecurityIdentities\n";
+constexpr char kIssuerSerialRule[] =
+    "[attribute_mapping issuer-serial]\nfields = Issuer DN, Serial\nformat = X509:<I>$1<SR>$2\n"
+    "attribute = ldap:altSecurityIdentities\n";
+constexpr char kPukeyRule[] =
+    "[attribute_mapping pukey]\nfields = Subject Key Identifier\nformat = X509:<SHA1-PUKEY>$1\n"
+    "attribute = ldap:altSecurityIdentities\n";
+
+TEST_F(LdapTest, KerberosPrincipalMaps) {
+  Configure("UPN_CAROL", std::string(kKerberosRule) + Ldap());
+  EXPECT_EQ(Login("carol"), PAM_SUCCESS);
+  std::string user;
+  EXPECT_EQ(Login("", &user), PAM_SUCCESS);
+  EXPECT_EQ(user, "carol");
+  EXPECT_EQ(Login("alice"), PAM_AUTH_ERR);
+  std::string out = Explain("-u carol");
+  EXPECT_NE(out.find("directory query (altSecurityIdentities=Kerberos:carol@EXAMPLE.TEST): entry "
+                     "uid=carol,ou=people,dc=example,dc=test has uid 'carol'"), std::string::npos) << out;
+  EXPECT_NE(out.find("maps to: carol by rule(krb)"), std::string::npos) << out;
+  EXPECT_NE(out.find("result: PAM_SUCCESS"), std::string::npos) << out;
+}
+
+TEST_F(LdapTest, IssuerAndSerialMaps) {
+  Configure("VALID", std::string(kIssuerSerialRule) + Ldap());
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+  EXPECT_EQ(Login("bob"), PAM_AUTH_ERR);
+  // The directory names an account that does not exist here: nobody.
+  Configure("UPN_CAROL", std::string(kIssuerSerialRule) + Ldap());
+  EXPECT_EQ(Login(""), PAM_USER_UNKNOWN);
+  EXPECT_NE(Explain("").find("the directory names 'ghost', which is not an account here"), std::string::npos);
+}
+
+TEST_F(LdapTest, PublicKeyHashMapsToTwoAccountsAndTheUserChooses) {
+  Configure("VALID", std::string(kPukeyRule) + Ldap());
+  EXPECT_EQ(Login("bob"), PAM_SUCCESS);
+  EXPECT_EQ(Login("dave"), PAM_SUCCESS);
+  EXPECT_EQ(Login("valid"), PAM_AUTH_ERR);  // this rule maps the key to bob and dave only
+  conv_ = ConvState{};
+  conv_.answers = {"2", "123456"};
+  auto out = Run("");
+  EXPECT_EQ(out.rc, PAM_SUCCESS);
+  EXPECT_EQ(out.final_user, "dave");
+  EXPECT_EQ(std::count_if(conv_.infos.begin(), conv_.infos.end(),
+                          [](const std::string& i) { return i.find("This card can log in as") != std::string::npos; }),
+            1);
+}
+
+TEST_F(LdapTest, AnEntryWithTwoUserNamesMapsNobody) {
+  Configure("UPN_CAROL", std::string(kPukeyRule) + Ldap());
+  EXPECT_EQ(Login("alice"), PAM_AUTH_ERR);
+  EXPECT_EQ(Login("carol"), PAM_AUTH_ERR);
+  EXPECT_NE(Explain("").find("has 2 values of uid (exactly one expected)"), std::string::npos);
+}
+
+TEST_F(LdapTest, FilterSyntaxInTheCertificateMapsNobody) {
+  // inject's CN and UPN are "*)(uid=*": escaped, they match no entry. Were
+  // they pasted into the filter, (uid=*)(uid=*) would match every user.
+  Configure("INJECT", "[attribute_mapping cn]\nfields = Common Name\nattribute = ldap:uid\n" + Ldap());
+  EXPECT_EQ(Login(""), PAM_USER_UNKNOWN);
+  EXPECT_EQ(Login("carol"), PAM_AUTH_ERR);
+  EXPECT_NE(Explain("").find("directory query (uid=\\2a\\29\\28uid=\\2a): no entry"), std::string::npos);
+  Configure("INJECT", std::string(kKerberosRule) + Ldap());
+  EXPECT_EQ(Login(""), PAM_USER_UNKNOWN);
+}
+
+TEST_F(LdapTest, ConfiguredFilterIsAnded) {
+  // carol's entry is no posixAccount.
+  Configure("UPN_CAROL", std::string(kKerberosRule) + Ldap("filter = (objectClass=posixAccount)\n"));
+  EXPECT_EQ(Login("carol"), PAM_AUTH_ERR);
+  Configure("VALID", std::string(kIssuerSerialRule) + Ldap("filter = (objectClass=posixAccount)\n"));
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+}
+
+TEST_F(LdapTest, ServiceAccountBind) {
+  fs::path pw = dir_ / "ldap.pw";
+  WriteFile(pw, ReadFile(std::string(getenv("SC_SLAPD_DIR")) + "/reader.pw") + "\n", 0600);
+  std::string bind = "bind_dn = cn=reader,dc=example,dc=test\nbind_password_file = " + pw.string() + "\n";
+  Configure("UPN_CAROL", std::string(kKerberosRule) + Ldap(bind));
+  EXPECT_EQ(Login("carol"), PAM_SUCCESS);
+  // A wrong password: the directory cannot be used, never a match.
+  WriteFile(pw, "wrong", 0600);
+  EXPECT_EQ(Login("carol"), PAM_AUTHINFO_UNAVAIL);
+  // A password file others can read is refused.
+  WriteFile(pw, ReadFile(std::string(getenv("SC_SLAPD_DIR")) + "/reader.pw"), 0644);
+  EXPECT_EQ(Login("carol"), PAM_SERVICE_ERR);
+}
+
+TEST_F(LdapTest, DirectoryDownIsAuthinfoUnavail) {
+  // Paired too: the rule would win over the pairing, so an unanswered rule
+  // must not fall back to it.
+  Pair("alice", "TRUST_UPN_CAROL_SPKI");
+  Configure("UPN_CAROL", std::string(kKerberosRule) + Ldap("timeout = 2\n"));
+  EXPECT_EQ(Login("carol"), PAM_SUCCESS);
+  EXPECT_EQ(Login("alice"), PAM_AUTH_ERR);
+  // A hung directory: bounded by [ldap] timeout.
+  ASSERT_EQ(kill(SlapdPid(), SIGSTOP), 0);
+  auto start = std::chrono::steady_clock::now();
+  int hung = Login("carol");
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  kill(SlapdPid(), SIGCONT);
+  EXPECT_EQ(hung, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(seconds, 2 + 2.0);
+  // A stopped directory.
+  Slapd("stop");
+  EXPECT_EQ(Login("carol"), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(Login("alice"), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(Login(""), PAM_AUTHINFO_UNAVAIL);
+  std::string out = Explain("-u carol");
+  EXPECT_NE(out.find("result: PAM_AUTHINFO_UNAVAIL (directory query (altSecurityIdentities=Kerberos:carol@EXAMPLE.TEST)"),
+            std::string::npos) << out;
+  Slapd("start");
+  EXPECT_EQ(Login("carol"), PAM_SUCCESS);
 }
 
 TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {

@@ -64,6 +64,40 @@ else
   echo "NOTE: pcscd, vsmartcard-vpcd or opensc-pkcs11 missing: PC/SC tests skip (run-tests.sh installs them)"
 fi
 
+# The directory: a private slapd on 127.0.0.1:18389 with users whose
+# altSecurityIdentities name the fixture certificates. Stopped by PID when the
+# tests end (the tests themselves stop and restart it once).
+if [ -x /usr/sbin/slapd ] && [ -x /usr/sbin/slapadd ]; then
+  export SC_SLAPD_DIR="$work/slapd" SC_SLAPD_PORT=18389 SC_SLAPD_LDIF="$work/ldap-users.ldif"
+  (
+    set -a; . "$work/fixtures/fixtures.env"; set +a
+    issuer="CN=pam_smartcard Test Issuing CA"
+    person() { # uid objectclass-extra altSecurityIdentities...
+      local uid=$1 extra=$2; shift 2
+      printf 'dn: uid=%s,ou=people,dc=example,dc=test\nobjectClass: inetOrgPerson\nobjectClass: scTestMapping\n' "$uid"
+      [ -z "$extra" ] || printf 'objectClass: posixAccount\nuidNumber: 5000\ngidNumber: 5000\nhomeDirectory: /home/%s\n' "$uid"
+      printf 'uid: %s\ncn: %s\nsn: %s\n' "$uid" "$uid" "$uid"
+      local v; for v; do printf 'altSecurityIdentities: %s\n' "$v"; done
+      printf '\n'
+    }
+    person carol "" "Kerberos:carol@EXAMPLE.TEST"
+    person valid posix "X509:<I>$issuer<SR>$TRUST_VALID_SERIAL_HEX"
+    person bob posix "X509:<SHA1-PUKEY>$TRUST_VALID_SKI_HEX"
+    person dave posix "X509:<SHA1-PUKEY>$TRUST_VALID_SKI_HEX"
+    person ghost posix "X509:<I>$issuer<SR>$TRUST_UPN_CAROL_SERIAL_HEX"
+    # One entry, two user names: refused, never first-wins.
+    printf 'dn: uid=alice,ou=people,dc=example,dc=test\nobjectClass: inetOrgPerson\nobjectClass: scTestMapping\n'
+    printf 'uid: alice\nuid: carol\ncn: alice\nsn: alice\naltSecurityIdentities: X509:<SHA1-PUKEY>%s\n\n' "$TRUST_UPN_CAROL_SKI_HEX"
+  ) >"$SC_SLAPD_LDIF"
+  trap 'bash "$src/tests/ldap/slapd.sh" stop "$SC_SLAPD_DIR"; ${SC_LAB:+bash "$src/tests/vcard/lab.sh" stop}' EXIT
+  if ! bash "$src/tests/ldap/slapd.sh" start "$SC_SLAPD_DIR" "$SC_SLAPD_PORT" "$SC_SLAPD_LDIF" >/dev/null; then
+    echo "FAIL: could not start slapd; see $SC_SLAPD_DIR"
+    exit 1
+  fi
+else
+  echo "NOTE: slapd missing: directory tests skip (run-tests.sh installs it)"
+fi
+
 export FIXTURES="$work/fixtures"
 export LD_PRELOAD="$nss_wrapper"
 export NSS_WRAPPER_PASSWD="$work/passwd"

@@ -56,6 +56,14 @@ core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, 
   return answer;
 }
 
+void LdapDirectory::Prepare() {
+  // Spawning costs a few milliseconds of exec and library loading; started
+  // now, it overlaps with reading the card.
+  if (client_) return;
+  auto spawned = helper::HelperClient::Spawn(helper_path_, helper_env_);
+  if (spawned.ok()) client_ = std::move(*spawned);
+}
+
 core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribute, std::string_view value) {
   core::DirectoryRequest request;
   request.uris = options_.UriList();

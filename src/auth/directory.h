@@ -30,6 +30,10 @@ class Directory {
   // the directory cannot answer (never a partial answer); kConfig when its
   // configuration cannot be used (bind password file).
   virtual core::Result<DirectoryAnswer> FindUsers(std::string_view attribute, std::string_view value) = 0;
+  // Prepare gets ready for a search ahead of time (the card is read and
+  // the PIN asked meanwhile). Failing here is not an error: FindUsers
+  // reports it.
+  virtual void Prepare() {}
 };
 
 // InterpretReply turns a helper's reply to a search for user_attribute into
@@ -40,14 +44,15 @@ core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, 
                                              std::string_view filter);
 
 // LdapDirectory searches the [ldap] directory through sc-helper. The helper
-// is spawned on first use and reused for later searches of the same
-// authentication; each search is bounded by options.timeout.
+// is spawned by Prepare (or the first search) and reused for later searches
+// of the same authentication; each search is bounded by options.timeout.
 class LdapDirectory : public Directory {
  public:
   LdapDirectory(core::LdapOptions options, std::string helper_path,
                 std::vector<std::pair<std::string, std::string>> helper_env)
       : options_(std::move(options)), helper_path_(std::move(helper_path)), helper_env_(std::move(helper_env)) {}
   core::Result<DirectoryAnswer> FindUsers(std::string_view attribute, std::string_view value) override;
+  void Prepare() override;
 
   const core::LdapOptions& options() const { return options_; }
 

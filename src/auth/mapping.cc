@@ -38,6 +38,7 @@ core::Result<std::unique_ptr<Mapper>> Mapper::Create(const core::Options& option
     } else {
       return core::ConfigError("attribute = ldap:... needs an [ldap] section");
     }
+    m->directory_->Prepare();
   }
   if (trust != nullptr) {
     m->rule_trust_ = trust;

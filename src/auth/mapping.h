@@ -37,7 +37,8 @@ class Mapper {
   // need: trust when given (check_certificate_trust above none), else a
   // chain-only store when anchors are configured. Rules with ldap:ATTRIBUTE
   // search directory, or, when it is null, the [ldap] directory through a
-  // helper of options.helper. kConfig on a broken policy.
+  // helper of options.helper, which is spawned here so that it starts while
+  // the card is read. kConfig on a broken policy.
   static core::Result<std::unique_ptr<Mapper>> Create(const core::Options& options,
                                                       const crypto::TrustStore* trust,
                                                       core::PairingsFile pairings, core::Logger& log,

@@ -240,6 +240,11 @@ Status AuthRun::Execute(int argc, const char** argv) {
                std::to_string(trust->crl_count()) + " CRL(s)");
   }
 
+  // The mapper before the card: a directory helper it needs starts now and
+  // loads while the card is read.
+  auto mapper = auth::Mapper::Create(*options, trust.get(), pairings, log_);
+  if (!mapper.ok()) return mapper.status();
+
   auto session = auth::CardSession::Open(*options, log_, [this] { conv_.Info("Insert your smart card"); });
   if (!session.ok()) return session.status();
   const auto& identities = (*session)->identities();
@@ -247,8 +252,6 @@ Status AuthRun::Execute(int argc, const char** argv) {
   crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
     return (*session)->Fetch(url, body);
   };
-  auto mapper = auth::Mapper::Create(*options, trust.get(), pairings, log_);
-  if (!mapper.ok()) return mapper.status();
 
   // Which users does each identity map to?
   std::vector<std::vector<std::string>> mapped(identities.size());

@@ -1321,6 +1321,17 @@ TEST_F(RuleTest, UpnRuleMapsToTheLocalUser) {
   EXPECT_EQ(Login("upn-carol"), PAM_USER_UNKNOWN);  // no such account: the CN plays no part
 }
 
+TEST_F(RuleTest, UidRuleMapsToTheLocalUser) {
+  Configure("UID_DAVE", "[attribute_mapping uid]\nfields = UID\nattribute = name\n");
+  std::string user;
+  EXPECT_EQ(Login("", &user), PAM_SUCCESS);
+  EXPECT_EQ(user, "dave");
+  EXPECT_EQ(Login("alice"), PAM_AUTH_ERR);
+  // The CN of the same certificate names no account.
+  Configure("UID_DAVE", kCnRule);
+  EXPECT_EQ(Login(""), PAM_USER_UNKNOWN);
+}
+
 TEST_F(RuleTest, HostileCommonNamesNeverMapToAlice) {
   // Each certificate is trusted (issued by the test CA) and names "alice"
   // in a way that must not be taken for alice: an embedded NUL, a trailing

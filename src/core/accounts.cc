@@ -71,6 +71,13 @@ Status CheckShell(const Account& account) {
   return Status::Ok();
 }
 
+Status CheckLogin(const std::string& user, bool check_shell) {
+  auto account = LookupAccount(user);
+  if (!account.ok()) return account.status();
+  if (check_shell) return CheckShell(*account);
+  return Status::Ok();
+}
+
 std::vector<std::string> UsersWithFullName(const std::string& full_name, std::size_t max_results) {
   std::vector<std::string> found;
   if (full_name.empty()) return found;

@@ -29,6 +29,10 @@ bool ShellIsListed(const std::string& shell, std::string_view shells_text);
 // account is treated as disabled).
 Status CheckShell(const Account& account);
 
+// CheckLogin: the account exists and, when check_shell, its shell is listed
+// (what the module requires of a user before a card may log in as it).
+Status CheckLogin(const std::string& user, bool check_shell);
+
 // UsersWithFullName returns the accounts whose GECOS full name (the field
 // before the first comma) equals full_name exactly, by enumerating NSS
 // (getpwent); at most max_results are collected.

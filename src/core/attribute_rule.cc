@@ -289,6 +289,7 @@ RuleOutcome AttributeRule::Apply(const FieldLookup& lookup, std::string_view iss
     std::string reason = UnsafeTextReason(*value);
     if (!reason.empty()) return refuse("field '" + field + "' " + reason);
     if (value->empty()) return refuse("field '" + field + "' is empty");
+    out.trace.push_back(Label() + "field '" + field + "' = '" + *value + "'");
     values.push_back(std::move(*value));
   }
 
@@ -300,6 +301,7 @@ RuleOutcome AttributeRule::Apply(const FieldLookup& lookup, std::string_view iss
     }
   }
 
+  if (format_ != "$1") out.trace.push_back(Label() + "format = " + format_ + " gives '" + formatted + "'");
   std::string result = formatted;
   if (match_re_) {
     std::array<regmatch_t, 2> m{};

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "auth/card_session.h"
+#include "auth/decision.h"
 #include "core/accounts.h"
 #include "core/config.h"
 #include "core/pairings.h"
@@ -83,6 +84,26 @@ class AuthRun {
   Status ProveWithPin(const core::Options& options, auth::CardSession& session,
                       const auth::CardIdentity& identity);
 
+  // ModuleUi: the decision's steps go to the debug log, its questions and
+  // errors to the PAM conversation.
+  class ModuleUi : public auth::DecisionUi {
+   public:
+    explicit ModuleUi(AuthRun& run) : run_(run) {}
+    void Step(const std::string& step, const std::string& detail) override {
+      run_.log_.Debug(step + ": " + detail);
+    }
+    void Warning(const std::string& step, const std::string& detail) override {
+      run_.log_.Warning(step + ": " + detail);
+    }
+    void Error(const std::string& text) override { run_.conv_.Error(text); }
+    core::Result<std::size_t> Choose(const std::string& title, const std::vector<std::string>& labels) override {
+      return run_.Choose(title, labels);
+    }
+
+   private:
+    AuthRun& run_;
+  };
+
   pam_handle_t* pamh_;  // borrowed
   PamLogger log_;
   Conversation conv_;
@@ -94,10 +115,7 @@ class AuthRun {
 };
 
 Status AuthRun::CheckAccount(const std::string& user, const core::Options& options) {
-  auto account = core::LookupAccount(user);
-  if (!account.ok()) return account.status();
-  if (!options.no_check_shell) SC_RETURN_IF_ERROR(core::CheckShell(*account));
-  return Status::Ok();
+  return core::CheckLogin(user, !options.no_check_shell);
 }
 
 core::Result<std::size_t> AuthRun::Choose(const std::string& title,
@@ -247,122 +265,24 @@ Status AuthRun::Execute(int argc, const char** argv) {
 
   auto session = auth::CardSession::Open(*options, log_, [this] { conv_.Info("Insert your smart card"); });
   if (!session.ok()) return session.status();
-  const auto& identities = (*session)->identities();
 
-  crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
-    return (*session)->Fetch(url, body);
-  };
-
-  // Which users does each identity map to?
-  std::vector<std::vector<std::string>> mapped(identities.size());
-  std::vector<std::string> how(identities.size());
-  std::vector<std::optional<crypto::TrustVerdict>> verdicts(identities.size());
-  for (std::size_t i = 0; i < identities.size(); ++i) {
-    const auth::CardIdentity& id = identities[i];
-    auth::MappingResult result = (*mapper)->Map(id, &fetch);
-    for (const std::string& line : result.trace) log_.Debug("identity " + std::to_string(i + 1) + ": " + line);
-    if (!result.status.ok()) {
-      // The directory could not answer: no mapping at all (fail closed).
-      token_label_ = id.token.token_label;
-      key_hash_ = id.cert.spki_sha256();
-      return result.status;
-    }
-    mapped[i] = std::move(result.users);
-    how[i] = std::move(result.how);
-    verdicts[i] = std::move(result.verdict);
-    log_.Debug("identity " + std::to_string(i + 1) + ": token '" + id.token.token_label + "' " +
-               id.cert.Subject() + " " + id.cert.spki_sha256() + " maps to " +
-               std::to_string(mapped[i].size()) + " user(s)" + (how[i].empty() ? "" : " by " + how[i]));
-  }
-
-  if (user_.empty()) {
-    std::vector<std::string> users;
-    for (const auto& list : mapped) {
-      for (const std::string& u : list) {
-        if (std::find(users.begin(), users.end(), u) == users.end()) users.push_back(u);
-      }
-    }
-    if (users.empty()) {
-      token_label_ = identities.front().token.token_label;
-      key_hash_ = identities.front().cert.spki_sha256();
-      return Status(Code::kUserUnknown, "the card is not paired with any user");
-    }
-    std::size_t pick = 0;
-    if (users.size() > 1) {
-      auto choice = Choose("This card can log in as:", users);
-      if (!choice.ok()) return choice.status();
-      pick = *choice;
-    }
-    user_ = users[pick];
-    SC_RETURN_IF_ERROR(CheckAccount(user_, *options));
-    if (pam_set_item(pamh_, PAM_USER, user_.c_str()) != PAM_SUCCESS) {
+  auth::Decision decision;
+  decision.user = user_;
+  ModuleUi ui(*this);
+  Status decided = auth::Decide(*options, trust.get(), **mapper, **session, ui, [&](const std::string& user) {
+    user_ = user;
+    SC_RETURN_IF_ERROR(CheckAccount(user, *options));
+    if (pam_set_item(pamh_, PAM_USER, user.c_str()) != PAM_SUCCESS) {
       return core::InternalError("cannot set PAM_USER");
     }
-  }
-
-  std::vector<std::size_t> candidates;
-  for (std::size_t i = 0; i < identities.size(); ++i) {
-    if (std::find(mapped[i].begin(), mapped[i].end(), user_) != mapped[i].end()) candidates.push_back(i);
-  }
-  if (candidates.empty()) {
-    token_label_ = identities.front().token.token_label;
-    key_hash_ = identities.front().cert.spki_sha256();
-    std::string others;
-    for (const auto& list : mapped) {
-      for (const std::string& u : list) others += (others.empty() ? "" : ",") + u;
-    }
-    conv_.Error("This card is not paired with " + user_);
-    return core::Denied(others.empty() ? "no certificate on the card is paired with any user"
-                                       : "the card is paired with " + others + ", not " + user_);
-  }
-  if (trust) {
-    // Only certificates that pass the trust policy may be used.
-    std::vector<std::size_t> trusted;
-    std::string first_reason;
-    for (std::size_t i : candidates) {
-      // A verdict from the mapper came from this same store: reuse it.
-      crypto::TrustVerdict verdict =
-          verdicts[i] ? *verdicts[i] : trust->Evaluate(identities[i].cert, std::time(nullptr), &fetch);
-      for (const std::string& n : verdict.notes) log_.Debug("trust: " + n);
-      for (const std::string& w : verdict.warnings) log_.Warning("trust: " + identities[i].cert.spki_sha256() + ": " + w);
-      if (verdict.trusted) {
-        trusted.push_back(i);
-      } else if (first_reason.empty()) {
-        first_reason = verdict.summary;
-        token_label_ = identities[i].token.token_label;
-        key_hash_ = identities[i].cert.spki_sha256();
-      }
-    }
-    if (trusted.empty()) {
-      conv_.Error("The card's certificate is not trusted");
-      return core::Denied("certificate not trusted: " + first_reason);
-    }
-    candidates = std::move(trusted);
-  }
-  std::size_t chosen = candidates.front();
-  if (candidates.size() > 1) {
-    std::vector<std::string> labels;
-    for (std::size_t i : candidates) {
-      labels.push_back(identities[i].token.token_label + ": " + identities[i].cert.Subject());
-    }
-    auto choice = Choose("Several certificates can log in as " + user_ + ":", labels);
-    if (!choice.ok()) return choice.status();
-    chosen = candidates[*choice];
-  }
-  const auth::CardIdentity& identity = identities[chosen];
-  token_label_ = identity.token.token_label;
-  key_hash_ = identity.cert.spki_sha256();
-  if (how[chosen] == "pairing") {
-    for (const core::Pairing& p : pairings.pairings) {
-      if (p.user == user_ && p.key_hash == key_hash_) {
-        mapping_ = "pairing(" + options->pairings_file + ":" + std::to_string(p.line) + ")";
-        break;
-      }
-    }
-  } else {
-    mapping_ = how[chosen];
-  }
-  mapping_ += " trust=" + std::string(core::TrustLevelName(options->check_certificate_trust));
+    return Status::Ok();
+  }, &decision);
+  user_ = decision.user;
+  token_label_ = decision.token_label;
+  key_hash_ = decision.key_hash;
+  if (!decided.ok()) return decided;
+  mapping_ = decision.mapping;
+  const auth::CardIdentity& identity = *decision.identity;
   return ProveWithPin(*options, **session, identity);
 }
 

@@ -22,6 +22,7 @@
 #include <atomic>
 
 #include "auth/card_session.h"
+#include "auth/decision.h"
 #include "auth/mapping.h"
 #include "core/atr.h"
 #include "pcsc/readers.h"
@@ -564,6 +565,25 @@ struct Explanation {
   }
 };
 
+// ExplainUi records the decision's steps; where the module would ask the
+// user to choose, it says so and goes on with the first choice.
+class ExplainUi : public sc::auth::DecisionUi {
+ public:
+  explicit ExplainUi(Explanation& ex) : ex_(ex) {}
+  void Step(const std::string& step, const std::string& detail) override { ex_.Add(step, detail); }
+  void Warning(const std::string& step, const std::string& detail) override { ex_.Add(step, "warning: " + detail); }
+  void Error(const std::string& text) override { ex_.Add("message to the user", text); }
+  sc::core::Result<std::size_t> Choose(const std::string& title, const std::vector<std::string>& labels) override {
+    std::string list;
+    for (std::size_t i = 0; i < labels.size(); ++i) list += (i ? ", " : " ") + std::to_string(i + 1) + ") " + labels[i];
+    ex_.Add("choice", title + list + ": the module asks the user to choose; explained with 1");
+    return std::size_t{0};
+  }
+
+ private:
+  Explanation& ex_;
+};
+
 // CmdExplain walks the module's decision for the inserted card(s) with the
 // same code the module uses (CardSession, TrustStore, Mapper) and prints
 // the PAM code it would return; the PIN is asked only with --pin.
@@ -574,17 +594,13 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
   ex.Add("config", options.config_path + (cli.service.empty() ? "" : " [service " + cli.service + "]") +
                        ", check_certificate_trust=" + std::string(sc::core::TrustLevelName(options.check_certificate_trust)));
   if (!user.empty()) {
-    auto account = sc::core::LookupAccount(user);
-    if (!account.ok()) {
-      ex.Add("user", account.status().message());
-      ex.result = "PAM_USER_UNKNOWN";
-      return ex.Print(cli.json);
-    }
-    Status shell = sc::core::CheckShell(*account);
-    ex.Add("user", user + (shell.ok() ? ", shell " + account->shell + " listed in /etc/shells" : ": " + shell.message()));
-    if (!shell.ok()) {
-      ex.result = "PAM_AUTH_ERR";
-      ex.reason = "account disabled (no_check_shell skips this check)";
+    Status usable = sc::core::CheckLogin(user, !options.no_check_shell);
+    ex.Add("user", usable.ok() ? user + ": account found" +
+                                     (options.no_check_shell ? "" : ", shell listed in /etc/shells")
+                               : usable.message());
+    if (!usable.ok()) {
+      ex.result = PamNameFor(usable.code());
+      ex.reason = usable.message();
       return ex.Print(cli.json);
     }
   } else {
@@ -610,6 +626,12 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
     ex.Add("trust", std::to_string(trust->anchor_count()) + " anchor(s), " + std::to_string(trust->crl_count()) +
                         " CRL file(s)" + (options.ocsp ? ", OCSP on" : ""));
   }
+  // As the module: the mapper (and a directory helper) before the card.
+  auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log);
+  if (!mapper.ok()) {
+    ex.reason = mapper.status().message();
+    return ex.Print(cli.json);
+  }
   auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
   if (!session.ok()) {
     ex.Add("card", session.status().message());
@@ -618,66 +640,18 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
     return ex.Print(cli.json);
   }
   for (const std::string& note : (*session)->notes()) ex.Add("card", note);
-  auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log);
-  if (!mapper.ok()) {
-    ex.reason = mapper.status().message();
+  sc::auth::Decision decision;
+  decision.user = user;
+  ExplainUi ui(ex);
+  Status decided = sc::auth::Decide(options, trust.get(), **mapper, **session, ui, [&](const std::string& from_card) {
+    return sc::core::CheckLogin(from_card, !options.no_check_shell);
+  }, &decision);
+  if (!decided.ok()) {
+    ex.result = PamNameFor(decided.code());
+    ex.reason = decided.message();
     return ex.Print(cli.json);
   }
-  sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
-    return (*session)->Fetch(url, body);
-  };
-  std::vector<std::string> all_users;
-  const sc::auth::CardIdentity* usable = nullptr;
-  std::string first_refusal;
-  const auto& ids = (*session)->identities();
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    const auto& id = ids[i];
-    std::string tag = "identity " + std::to_string(i + 1);
-    ex.Add(tag, "token '" + id.token.token_label + "' in " + id.token.slot_description + ", " +
-                    id.cert.key_info().Describe() + ", " + id.cert.Subject() + ", issuer " + id.cert.Issuer() + ", " +
-                    id.cert.spki_sha256());
-    sc::auth::MappingResult mapping = (*mapper)->Map(id, &fetch);
-    for (const std::string& line : mapping.trace) ex.Add(tag + " mapping", line);
-    if (!mapping.status.ok()) {
-      ex.result = PamNameFor(mapping.status.code());
-      ex.reason = mapping.status.message();
-      return ex.Print(cli.json);
-    }
-    std::string users;
-    for (const auto& m : mapping.users) {
-      users += (users.empty() ? "" : ",") + m;
-      if (std::find(all_users.begin(), all_users.end(), m) == all_users.end()) all_users.push_back(m);
-    }
-    ex.Add(tag + " maps to", users.empty() ? "(nobody)" : users + " by " + mapping.how);
-    bool for_user = user.empty() ? !mapping.users.empty()
-                                 : std::find(mapping.users.begin(), mapping.users.end(), user) != mapping.users.end();
-    if (!for_user) continue;
-    if (trust) {
-      sc::crypto::TrustVerdict verdict = mapping.verdict ? *mapping.verdict : trust->Evaluate(id.cert, std::time(nullptr), &fetch);
-      for (const std::string& n : verdict.notes) ex.Add(tag + " trust", n);
-      for (const std::string& w : verdict.warnings) ex.Add(tag + " trust", "warning: " + w);
-      ex.Add(tag + " trust", verdict.summary);
-      if (!verdict.trusted) {
-        if (first_refusal.empty()) first_refusal = "certificate not trusted: " + verdict.summary;
-        continue;
-      }
-    }
-    if (usable == nullptr) usable = &id;
-  }
-  if (user.empty()) {
-    if (all_users.empty()) {
-      ex.result = "PAM_USER_UNKNOWN";
-      ex.reason = "the card maps to no user";
-      return ex.Print(cli.json);
-    }
-    if (all_users.size() > 1) ex.Add("user", "several users possible: the module asks the user to choose");
-    user = all_users.front();
-  }
-  if (usable == nullptr) {
-    ex.result = "PAM_AUTH_ERR";
-    ex.reason = first_refusal.empty() ? "no certificate on the card maps to " + user : first_refusal;
-    return ex.Print(cli.json);
-  }
+  const sc::auth::CardIdentity* usable = decision.identity;
   if (usable->token.token_flags & sc::auth::kFlagUserPinLocked) {
     ex.result = "PAM_MAXTRIES";
     ex.reason = "PIN locked";

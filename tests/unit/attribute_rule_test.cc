@@ -452,9 +452,19 @@ TEST(AttributeRuleTest, TrailingSpaceIsKept) {
 TEST(AttributeRuleTest, SuccessTraceNamesTheResult) {
   RuleOutcome o = Evaluate({{"fields", "Common Name"}, {"attribute", "ldap:uid"}, {"issuer", "Example"}});
   ASSERT_TRUE(o.applies);
-  EXPECT_EQ(o.trace.size(), 2u);
+  ASSERT_EQ(o.trace.size(), 3u) << Trace(o);  // issuer, the field's value, the result
+  EXPECT_TRUE(Contains(o.trace[1], "[attribute_mapping upn] field 'Common Name' = 'alice'")) << Trace(o);
   EXPECT_TRUE(Contains(o.trace.back(), "[attribute_mapping upn] maps to 'alice' (attribute ldap:uid)"))
       << Trace(o);
+}
+
+TEST(AttributeRuleTest, TraceShowsFieldsAndTheFormattedValue) {
+  RuleOutcome o = Evaluate({{"fields", "Common Name, Common Name"}, {"format", "x-$1-$2"},
+                            {"match", "^x-(.*)-alice$"}, {"attribute", "name"}});
+  ASSERT_TRUE(o.applies) << Trace(o);
+  EXPECT_TRUE(Contains(o.trace[0], "field 'Common Name' = 'alice'")) << Trace(o);
+  EXPECT_TRUE(Contains(o.trace[2], "format = x-$1-$2 gives 'x-alice-alice'")) << Trace(o);
+  EXPECT_TRUE(Contains(o.trace.back(), "maps to 'alice'")) << Trace(o);
 }
 
 // --- ownership of the compiled expressions ---------------------------------------------------

@@ -276,19 +276,18 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     auto users = sc::core::UsersForKey(*file, id.cert.spki_sha256());
     std::string paired;
     for (const auto& u : users) paired += (paired.empty() ? "" : ",") + u;
-    sc::crypto::Fetcher fetch_for_map = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
+    sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
       return (*session)->Fetch(url, body);
     };
-    sc::auth::MappingResult mapping = (*mapper)->Map(id, &fetch_for_map);
+    sc::auth::MappingResult mapping = (*mapper)->Map(id, &fetch);
     if (!mapping.status.ok()) return Report(mapping.status);
     std::string mapped;
     for (const auto& u : mapping.users) mapped += (mapped.empty() ? "" : ",") + u;
     std::string trust_text = "not checked (check_certificate_trust=none)";
     if (trust) {
-      sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
-        return (*session)->Fetch(url, body);
-      };
-      sc::crypto::TrustVerdict verdict = trust->Evaluate(id.cert, std::time(nullptr), &fetch);
+      // With rules the mapper judged the certificate with this same store.
+      sc::crypto::TrustVerdict verdict =
+          mapping.verdict ? *mapping.verdict : trust->Evaluate(id.cert, std::time(nullptr), &fetch);
       trust_text = verdict.summary;
       for (const std::string& w : verdict.warnings) trust_text += "; warning: " + w;
     }

@@ -535,6 +535,40 @@ TEST_F(PamTest, UserFromCardChoosesAmongSeveralUsers) {
   EXPECT_TRUE(Contains(conv_.infos, "1) alice"));
 }
 
+// Two cards (two SoftHSM tokens behind one module) whose certificates both
+// map to alice: one prompt with the tokens' labels, and the choice is the
+// certificate used. fake-alice holds alice's certificate next to another
+// key, so only the genuine card's choice can succeed.
+TEST_F(PamTest, SeveralCertificatesForOneUserOnePromptChoiceHonoured) {
+  fs::path tokens = dir_ / "tokens";
+  fs::create_directories(tokens);
+  for (const char* card : {"alice-rsa", "fake-alice"}) {
+    for (const auto& entry : fs::directory_iterator(Fx("FIXTURES") + "/tokens/" + card + "/db")) {
+      fs::copy(entry.path(), tokens / entry.path().filename(), fs::copy_options::recursive);
+    }
+  }
+  fs::path conf = dir_ / "softhsm2.conf";
+  WriteFile(conf, "directories.tokendir = " + tokens.string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
+  Setup("[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\nmodule_env = SOFTHSM2_CONF=" + conf.string() +
+        "\npcsc_check = no\ntimeout = 10\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() + "\n");
+  Pair("alice", "ALICE_RSA_SPKI");
+  auto prompts_for_certificates = [&] {
+    return std::count_if(conv_.infos.begin(), conv_.infos.end(), [](const std::string& i) {
+      return i.find("Several certificates can log in as alice:") != std::string::npos;
+    });
+  };
+  conv_.answers = {"1", "123456"};
+  int first = Run("alice").rc;
+  ASSERT_EQ(prompts_for_certificates(), 1);
+  bool genuine_first = Contains(conv_.infos, "1) alice-rsa: ");
+  ASSERT_TRUE(genuine_first || Contains(conv_.infos, "1) fake-alice: ")) << conv_.infos.front();
+  EXPECT_EQ(first, genuine_first ? PAM_SUCCESS : PAM_AUTH_ERR);
+  conv_ = ConvState{};
+  conv_.answers = {"2", "123456"};
+  EXPECT_EQ(Run("alice").rc, genuine_first ? PAM_AUTH_ERR : PAM_SUCCESS);
+  EXPECT_EQ(prompts_for_certificates(), 1);
+}
+
 TEST_F(PamTest, UserFromCardInvalidChoiceFails) {
   Setup(SoftHsmConfig("ALICE_RSA_CONF"));
   Pair("alice", "ALICE_RSA_SPKI");

@@ -14,6 +14,7 @@ namespace {
 // misconfigured, and the answer is "nobody".
 constexpr std::uint32_t kSearchSizeLimit = core::kMaxDirectoryEntries;
 constexpr std::size_t kMaxPasswordBytes = 1024;
+constexpr std::size_t kMaxCaFileBytes = 4 * 1024 * 1024;
 
 }  // namespace
 
@@ -70,6 +71,13 @@ core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribut
   request.base = options_.base;
   request.bind_dn = options_.bind_dn;
   request.starttls = options_.starttls;
+  request.tls_ca_file = options_.tls_ca_file;
+  if (!request.tls_ca_file.empty()) {
+    // Whoever can write the CA file can impersonate the directory: the same
+    // checks as for the card trust anchors.
+    auto checked = core::ReadTrustedFile(request.tls_ca_file, kMaxCaFileBytes);
+    if (!checked.ok()) return core::ConfigError("[ldap] tls_ca_file: " + checked.status().message());
+  }
   request.filter = core::SearchFilter(options_, attribute, value);
   request.attribute = options_.user_attribute;
   request.timeout_seconds = options_.timeout;

@@ -188,8 +188,8 @@ const OptionDescriptor* Find(std::string_view key) {
 }
 
 constexpr std::array<std::string_view, 5> kRuleKeys = {"fields", "format", "match", "attribute", "issuer"};
-constexpr std::array<std::string_view, 8> kLdapKeys = {
-    "uri", "base", "bind_dn", "bind_password_file", "filter", "user_attribute", "starttls", "timeout"};
+constexpr std::array<std::string_view, 9> kLdapKeys = {
+    "uri", "base", "bind_dn", "bind_password_file", "filter", "user_attribute", "starttls", "tls_ca_file", "timeout"};
 
 struct RawEntry {
   int line;

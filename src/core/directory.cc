@@ -152,6 +152,11 @@ Result<LdapOptions> LdapOptions::Parse(const ExtraSection& section) {
     } else if (key == "user_attribute") {
       if (!IsLdapAttributeDescription(value)) return ConfigError(where + "bad user_attribute '" + value + "'");
       o.user_attribute = value;
+    } else if (key == "tls_ca_file") {
+      if (value.empty() || value.front() != '/') {
+        return ConfigError(where + "tls_ca_file: expected an absolute path, got '" + value + "'");
+      }
+      o.tls_ca_file = value;
     } else if (key == "starttls") {
       auto b = ParseBool(value);
       if (!b) return ConfigError(where + "starttls: expected yes or no, got '" + value + "'");

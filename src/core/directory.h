@@ -22,7 +22,8 @@ struct LdapOptions {
   // base (required), bind_dn and bind_password_file (both or neither; the
   // file is an absolute path), filter (optional, a parenthesised LDAP filter
   // ANDed to every search), user_attribute (default uid), starttls (yes/no,
-  // default no), timeout (1..300 s, default 10). A plain ldap:// URI to a
+  // default no), tls_ca_file (absolute path: the CAs that sign the server's
+  // certificate, else libldap's TLS_CACERT), timeout (1..300 s, default 10). A plain ldap:// URI to a
   // host other than the loopback needs starttls = yes: a forged answer on
   // the network would otherwise choose the user. Errors are kConfig,
   // naming the line of the section.
@@ -35,6 +36,7 @@ struct LdapOptions {
   std::string filter;
   std::string user_attribute = "uid";
   bool starttls = false;
+  std::string tls_ca_file;
   std::uint32_t timeout = 10;
   int line = 0;
 

@@ -234,6 +234,7 @@ Frame Encode(const DirectoryRequest& m) {
   w.Str(m.bind_dn);
   w.Bytes(m.bind_password.data(), m.bind_password.size());
   w.U8(m.starttls ? 1 : 0);
+  w.Str(m.tls_ca_file);
   w.Str(m.filter);
   w.Str(m.attribute);
   w.U32(m.timeout_seconds);
@@ -265,6 +266,7 @@ Result<DirectoryRequest> DecodeDirectoryRequest(std::span<const std::uint8_t> pa
   auto password = r.Bytes(kMaxPinBytes);
   m.bind_password.Assign(password.data(), password.size());
   m.starttls = r.Bool();
+  m.tls_ca_file = r.Str();
   m.filter = r.Str();
   m.attribute = r.Str(256);
   m.timeout_seconds = r.U32();

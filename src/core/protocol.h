@@ -140,6 +140,7 @@ struct DirectoryRequest {
   std::string bind_dn;         // "" = anonymous
   SecretBytes bind_password;   // wiped from the frame and after use
   bool starttls = false;
+  std::string tls_ca_file;     // "" = libldap's configuration
   std::string filter;
   std::string attribute;       // the one attribute returned (user_attribute)
   std::uint32_t timeout_seconds = 0;

@@ -52,6 +52,16 @@ core::DirectoryReply SearchDirectory(const core::DirectoryRequest& request) {
       ldap_set_option(ld.get(), LDAP_OPT_TIMELIMIT, &bound.tv_sec) != LDAP_OPT_SUCCESS) {
     return Fail("cannot set LDAP options");
   }
+  // The server's certificate is always verified, whatever ldap.conf says;
+  // tls_ca_file, when given, replaces its TLS_CACERT.
+  int demand = LDAP_OPT_X_TLS_DEMAND;
+  int new_ctx = 0;
+  if (ldap_set_option(ld.get(), LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
+      (!request.tls_ca_file.empty() &&
+       ldap_set_option(ld.get(), LDAP_OPT_X_TLS_CACERTFILE, request.tls_ca_file.c_str()) != LDAP_OPT_SUCCESS) ||
+      ldap_set_option(ld.get(), LDAP_OPT_X_TLS_NEWCTX, &new_ctx) != LDAP_OPT_SUCCESS) {
+    return Fail("cannot set the TLS options");
+  }
 
   if (request.starttls) {
     rc = ldap_start_tls_s(ld.get(), nullptr, nullptr);

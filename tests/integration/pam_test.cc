@@ -1516,6 +1516,29 @@ TEST_F(LdapTest, ServiceAccountBind) {
   EXPECT_EQ(Login("carol"), PAM_SERVICE_ERR);
 }
 
+TEST_F(LdapTest, StartTlsAndLdapsVerifyTheServer) {
+  const std::string base = "base = dc=example,dc=test\n";
+  const std::string ldaps = "[ldap]\nuri = ldaps://127.0.0.1:" + std::string(getenv("SLAPD_SH_LDAPS_PORT")) + "/\n" + base;
+  const std::string good_ca = "tls_ca_file = " + Fx("CA_CHAIN") + "\n";
+  const std::string other_ca = "tls_ca_file = " + Fx("TRUST_OTHER_ROOT_CERT") + "\n";
+  Configure("UPN_CAROL", std::string(kKerberosRule) + Ldap("starttls = yes\n" + good_ca));
+  EXPECT_EQ(Login("carol"), PAM_SUCCESS);
+  Configure("UPN_CAROL", std::string(kKerberosRule) + ldaps + good_ca);
+  EXPECT_EQ(Login("carol"), PAM_SUCCESS);
+  // A server whose certificate the configured CAs did not sign is not the
+  // directory: unavailable, never a match.
+  Configure("UPN_CAROL", std::string(kKerberosRule) + Ldap("starttls = yes\n" + other_ca));
+  EXPECT_EQ(Login("carol"), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_NE(Explain("-u carol").find("directory unavailable: StartTLS"), std::string::npos);
+  Configure("UPN_CAROL", std::string(kKerberosRule) + ldaps + other_ca);
+  EXPECT_EQ(Login("carol"), PAM_AUTHINFO_UNAVAIL);
+  // A CA file others may write is refused.
+  fs::path ca = dir_ / "ca.pem";
+  WriteFile(ca, ReadFile(Fx("CA_CHAIN")), 0666);
+  Configure("UPN_CAROL", std::string(kKerberosRule) + Ldap("starttls = yes\ntls_ca_file = " + ca.string() + "\n"));
+  EXPECT_EQ(Login("carol"), PAM_SERVICE_ERR);
+}
+
 TEST_F(LdapTest, DirectoryDownIsAuthinfoUnavail) {
   // Paired too: the rule would win over the pairing, so an unanswered rule
   // must not fall back to it.

@@ -64,11 +64,14 @@ else
   echo "NOTE: pcscd, vsmartcard-vpcd or opensc-pkcs11 missing: PC/SC tests skip (run-tests.sh installs them)"
 fi
 
-# The directory: a private slapd on 127.0.0.1:18389 with users whose
+# The directory: a private slapd on 127.0.0.1:18389 (and ldaps:// on 18636) with users whose
 # altSecurityIdentities name the fixture certificates. Stopped by PID when the
 # tests end (the tests themselves stop and restart it once).
 if [ -x /usr/sbin/slapd ] && [ -x /usr/sbin/slapadd ]; then
   export SC_SLAPD_DIR="$work/slapd" SC_SLAPD_PORT=18389 SC_SLAPD_LDIF="$work/ldap-users.ldif"
+  # StartTLS on that port and ldaps:// on 18636, with a certificate of the test CA.
+  export SLAPD_SH_TLS_CERT="$work/fixtures/trust/ldap-server.pem" SLAPD_SH_TLS_KEY="$work/fixtures/trust/ldap-server.key"
+  export SLAPD_SH_LDAPS_PORT=18636
   (
     set -a; . "$work/fixtures/fixtures.env"; set +a
     issuer="CN=pam_smartcard Test Issuing CA"

@@ -50,6 +50,9 @@
 # digits, a deterministic function of I (see "user-key" and _key_hex below).
 #
 # Environment: SLAPD_SH_WAIT_SECS  bound for every wait (default 10)
+#              SLAPD_SH_TLS_CERT, SLAPD_SH_TLS_KEY (PEM files): with both set,
+#              "start" enables StartTLS on PORT with that certificate;
+#              SLAPD_SH_LDAPS_PORT also listens on ldaps://127.0.0.1:PORT/
 #
 # Example:
 #   tests/ldap/slapd.sh gen-users 1000 >/tmp/users.ldif
@@ -127,6 +130,9 @@ include         "$SCHEMA_DIR/cosine.schema"
 include         "$SCHEMA_DIR/inetorgperson.schema"
 include         "$SCHEMA_DIR/nis.schema"
 include         "$SCRIPT_DIR/test.schema"
+
+${SLAPD_SH_TLS_CERT:+TLSCertificateFile    "$SLAPD_SH_TLS_CERT"}
+${SLAPD_SH_TLS_KEY:+TLSCertificateKeyFile "$SLAPD_SH_TLS_KEY"}
 
 pidfile         "$adir/slapd.pid"
 argsfile        "$adir/slapd.args"
@@ -240,7 +246,11 @@ cmd_start() {
     # slapd forks; the parent exits once the child has written the pidfile and
     # opened the database (exit status 0), or with an error status.
     rc=0
-    "$SLAPD" -f "$adir/slapd.conf" -h "ldap://127.0.0.1:$port/" -n "$SERVER_NAME" \
+    local urls="ldap://127.0.0.1:$port/"
+    if [ -n "${SLAPD_SH_TLS_CERT:-}" ] && [ -n "${SLAPD_SH_LDAPS_PORT:-}" ]; then
+        urls="$urls ldaps://127.0.0.1:$SLAPD_SH_LDAPS_PORT/"
+    fi
+    "$SLAPD" -f "$adir/slapd.conf" -h "$urls" -n "$SERVER_NAME" \
         </dev/null >"$adir/slapd.out" 2>&1 || rc=$?
     if [ "$rc" != 0 ]; then
         cat "$adir/slapd.out" >&2 || true

@@ -36,11 +36,13 @@ TEST(LdapOptionsTest, AllKeys) {
                       {"bind_password_file", "/etc/security/ldap.pw"},
                       {"filter", "(&(objectClass=posixAccount)(!(loginShell=/bin/false)))"},
                       {"user_attribute", "sAMAccountName"},
+                      {"tls_ca_file", "/etc/ssl/certs/ldap-ca.pem"},
                       {"timeout", "3"}});
   ASSERT_TRUE(o.ok()) << ErrorOf(o);
   EXPECT_EQ(o->UriList(), "ldaps://a.example.test ldaps://b.example.test");
   EXPECT_EQ(o->user_attribute, "sAMAccountName");
   EXPECT_EQ(o->timeout, 3u);
+  EXPECT_EQ(o->tls_ca_file, "/etc/ssl/certs/ldap-ca.pem");
 }
 
 TEST(LdapOptionsTest, MistakesAreConfigErrors) {
@@ -64,6 +66,7 @@ TEST(LdapOptionsTest, MistakesAreConfigErrors) {
       {{uri, base, {"user_attribute", "u id"}}, "bad user_attribute"},
       {{uri, base, {"user_attribute", "1.2..3"}}, "bad user_attribute"},
       {{uri, base, {"starttls", "maybe"}}, "starttls"},
+      {{uri, base, {"tls_ca_file", "ca.pem"}}, "tls_ca_file: expected an absolute path"},
       {{uri, base, {"timeout", "0"}}, "timeout"},
       {{uri, base, {"timeout", "301"}}, "timeout"},
       {{uri, base, {"bogus", "1"}}, "unknown key 'bogus'"},

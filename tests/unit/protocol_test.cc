@@ -171,6 +171,7 @@ DirectoryRequest SampleDirectoryRequest() {
   m.bind_dn = "cn=reader,dc=example,dc=test";
   m.bind_password.Assign("readersecret", 12);
   m.starttls = true;
+  m.tls_ca_file = "/etc/ssl/ldap-ca.pem";
   m.filter = "(&(objectClass=posixAccount)(altSecurityIdentities=Kerberos:carol@EXAMPLE.TEST))";
   m.attribute = "uid";
   m.timeout_seconds = 5;
@@ -240,6 +241,7 @@ TEST(ProtocolDirectoryTest, RequestRoundTrip) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(d->bind_password.data()), d->bind_password.size()),
             "readersecret");
   EXPECT_TRUE(d->starttls);
+  EXPECT_EQ(d->tls_ca_file, "/etc/ssl/ldap-ca.pem");
   EXPECT_EQ(d->filter, m.filter);
   EXPECT_EQ(d->attribute, "uid");
   EXPECT_EQ(d->timeout_seconds, 5u);

@@ -45,11 +45,12 @@ core::DirectoryReply SearchDirectory(const core::DirectoryRequest& request) {
 
   int version = LDAP_VERSION3;
   struct timeval bound {static_cast<time_t>(request.timeout_seconds), 0};
+  int time_limit = static_cast<int>(request.timeout_seconds);  // server-side, in seconds
   if (ldap_set_option(ld.get(), LDAP_OPT_PROTOCOL_VERSION, &version) != LDAP_OPT_SUCCESS ||
       ldap_set_option(ld.get(), LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
       ldap_set_option(ld.get(), LDAP_OPT_NETWORK_TIMEOUT, &bound) != LDAP_OPT_SUCCESS ||
       ldap_set_option(ld.get(), LDAP_OPT_TIMEOUT, &bound) != LDAP_OPT_SUCCESS ||
-      ldap_set_option(ld.get(), LDAP_OPT_TIMELIMIT, &bound.tv_sec) != LDAP_OPT_SUCCESS) {
+      ldap_set_option(ld.get(), LDAP_OPT_TIMELIMIT, &time_limit) != LDAP_OPT_SUCCESS) {
     return Fail("cannot set LDAP options");
   }
   // The server's certificate is always verified, whatever ldap.conf says;

@@ -57,12 +57,19 @@ core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, 
   return answer;
 }
 
+core::Status LdapDirectory::StartHelper() {
+  if (client_) return core::Status::Ok();
+  auto spawned = helper::HelperClient::Spawn(helper_path_, helper_env_);
+  if (!spawned.ok()) return spawned.status();
+  client_ = std::move(*spawned);
+  return core::Status::Ok();
+}
+
 void LdapDirectory::Prepare() {
   // Spawning costs a few milliseconds of exec and library loading; started
-  // now, it overlaps with reading the card.
-  if (client_) return;
-  auto spawned = helper::HelperClient::Spawn(helper_path_, helper_env_);
-  if (spawned.ok()) client_ = std::move(*spawned);
+  // now, it overlaps with reading the card. A failure shows in FindUsers.
+  core::Status ignored = StartHelper();
+  static_cast<void>(ignored);
 }
 
 core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribute, std::string_view value) {
@@ -87,11 +94,7 @@ core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribut
     if (!password.ok()) return core::ConfigError("[ldap] bind_password_file: " + password.status().message());
     request.bind_password = std::move(*password);
   }
-  if (!client_) {
-    auto spawned = helper::HelperClient::Spawn(helper_path_, helper_env_);
-    if (!spawned.ok()) return spawned.status();
-    client_ = std::move(*spawned);
-  }
+  SC_RETURN_IF_ERROR(StartHelper());
   // The whole search (connect, StartTLS, bind, search) within timeout: the
   // helper is killed at the deadline.
   core::Deadline deadline = core::Clock::now() + std::chrono::seconds(options_.timeout);

@@ -57,6 +57,8 @@ class LdapDirectory : public Directory {
   const core::LdapOptions& options() const { return options_; }
 
  private:
+  core::Status StartHelper();  // spawns the helper unless it runs
+
   core::LdapOptions options_;
   std::string helper_path_;
   std::vector<std::pair<std::string, std::string>> helper_env_;

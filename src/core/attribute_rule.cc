@@ -79,7 +79,6 @@ class CompiledRegex {
 
 namespace {
 
-constexpr std::array<std::string_view, 5> kKeys = {"fields", "format", "match", "attribute", "issuer"};
 constexpr std::size_t kMaxFields = 9;  // $1..$9
 
 
@@ -171,7 +170,7 @@ Result<AttributeRule> AttributeRule::Parse(const ExtraSection& section) {
   const std::string* issuer = nullptr;
   std::set<std::string> seen;
   for (const auto& [key, value] : section.entries) {
-    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
+    if (std::find(kAttributeRuleKeys.begin(), kAttributeRuleKeys.end(), key) == kAttributeRuleKeys.end()) {
       return ConfigError(where + "unknown key '" + key + "'");
     }
     if (!seen.insert(key).second) return ConfigError(where + "duplicate key '" + key + "'");

@@ -50,6 +50,10 @@ inline constexpr std::array<std::string_view, 16> kAttributeFieldNames = {
     "SPKI SHA-256",
 };
 
+// kAttributeRuleKeys are the keys of an [attribute_mapping NAME] section.
+inline constexpr std::array<std::string_view, 5> kAttributeRuleKeys = {"fields", "format", "match", "attribute",
+                                                                       "issuer"};
+
 // IsAttributeFieldName reports whether name is in kAttributeFieldNames
 // (exact, case-sensitive).
 bool IsAttributeFieldName(std::string_view name);

@@ -187,9 +187,6 @@ const OptionDescriptor* Find(std::string_view key) {
   return nullptr;
 }
 
-constexpr std::array<std::string_view, 5> kRuleKeys = {"fields", "format", "match", "attribute", "issuer"};
-constexpr std::array<std::string_view, 9> kLdapKeys = {
-    "uri", "base", "bind_dn", "bind_password_file", "filter", "user_attribute", "starttls", "tls_ca_file", "timeout"};
 
 struct RawEntry {
   int line;
@@ -406,7 +403,8 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
     for (const RawEntry& e : s.entries) {
       bool known = s.kind == "ldap"
                        ? std::find(kLdapKeys.begin(), kLdapKeys.end(), e.key) != kLdapKeys.end()
-                       : std::find(kRuleKeys.begin(), kRuleKeys.end(), e.key) != kRuleKeys.end();
+                       : std::find(kAttributeRuleKeys.begin(), kAttributeRuleKeys.end(), e.key) !=
+                             kAttributeRuleKeys.end();
       if (!known) return ConfigError(Where(file_name, e.line) + "unknown key '" + e.key + "' in [" + s.kind + "]");
       if (!seen.insert(e.key).second) {
         return ConfigError(Where(file_name, e.line) + "duplicate key '" + e.key + "'");

@@ -6,6 +6,7 @@
 #ifndef PAM_SMARTCARD_CORE_DIRECTORY_H_
 #define PAM_SMARTCARD_CORE_DIRECTORY_H_
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,6 +16,10 @@
 #include "core/status.h"
 
 namespace sc::core {
+
+// kLdapKeys are the keys of the [ldap] section.
+inline constexpr std::array<std::string_view, 9> kLdapKeys = {
+    "uri", "base", "bind_dn", "bind_password_file", "filter", "user_attribute", "starttls", "tls_ca_file", "timeout"};
 
 struct LdapOptions {
   // Parse reads an ExtraSection of kind "ldap". Keys: uri (required; one or

@@ -11,6 +11,7 @@ cd "$SC_TOP"
 autoreconf -fi >/dev/null 2>&1
 jobs=$(nproc)
 failed=0
+rm -f "$SC_TOP/.run-tests-failures"
 passed_total=0
 failed_total=0
 
@@ -32,15 +33,24 @@ run_suite() {
   make -C "$dir" -j"$jobs" >"$dir/make.out" 2>&1 || { tail -n 40 "$dir/make.out"; return 1; }
   echo "==> [$name] make check"
   if ! make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1; then
-    cat "$dir/check.out" | tail -n 30
+    echo "$name: make check failed" >>"$SC_TOP/.run-tests-failures"
+    tail -n 30 "$dir/check.out"
+    # Show why: the failed gtest cases, or, when a suite failed before or
+    # outside gtest (fixtures, pcscd, slapd), the end of its log.
     for log in "$dir"/tests/unit/unit_tests.log "$dir"/tests/integration/run-integration.sh.log; do
-      [ -f "$log" ] && grep -E '^\[  FAILED  \]|Failure$' -A6 "$log" | head -n 80
-    done
+      [ -f "$log" ] || continue
+      if grep -q -E '^\[  FAILED  \]' "$log"; then
+        grep -E '^\[  FAILED  \]|Failure$' -A6 "$log" | head -n 80 || true
+      elif ! grep -q -E '^\[  PASSED  \]' "$log"; then
+        echo "---- end of $log"
+        tail -n 60 "$log" || true
+      fi
+    done 2>&1 | tee -a "$SC_TOP/.run-tests-failures"
     failed=1
   fi
-  grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/check.out" | sed "s/^/    [$name] /"
+  grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/check.out" | sed "s/^/    [$name] /" || true
   for log in "$dir"/tests/unit/unit_tests.log "$dir"/tests/integration/run-integration.sh.log; do
-    [ -f "$log" ] && count_gtest "$log"
+    if [ -f "$log" ]; then count_gtest "$log"; fi
   done
 }
 
@@ -50,26 +60,33 @@ run_suite asan _build-asan --enable-sanitizers
 echo "==> [fuzz] libFuzzer targets, ${FUZZ_SECONDS:-15} s each (clang, ASan+UBSan)"
 if sc_configure _build-fuzz --enable-fuzzing CXX=clang++ CC=clang &&
    make -C _build-fuzz -j"$jobs" fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-15}" >_build-fuzz/fuzz.out 2>&1; then
-  grep -E '^fuzz:|DONE' _build-fuzz/fuzz.out | sed 's/^/    /'
+  grep -E '^fuzz:|DONE' _build-fuzz/fuzz.out | sed 's/^/    /' || true
 else
-  tail -n 40 _build-fuzz/fuzz.out 2>/dev/null
+  echo "fuzz targets failed" >>.run-tests-failures
+  tail -n 40 _build-fuzz/fuzz.out 2>/dev/null | tee -a .run-tests-failures || true
   failed=1
 fi
 
 echo "==> man pages: mandoc -Tlint"
 for page in man/*.[0-9]; do
   out=$(mandoc -Tlint -W warning "$page" 2>&1 || true)
-  if [ -n "$out" ]; then echo "$out"; failed=1; fi
+  if [ -n "$out" ]; then echo "$out" | tee -a .run-tests-failures; failed=1; fi
 done
 
 echo "==> make distcheck"
 if ! make -C _build -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-strict >_build/distcheck.out 2>&1; then
-  tail -n 40 _build/distcheck.out
+  echo "make distcheck failed" >>.run-tests-failures
+  tail -n 40 _build/distcheck.out | tee -a .run-tests-failures || true
   failed=1
 fi
 
 echo "run-tests: $passed_total passed, $failed_total failed"
 if [ "$failed" != 0 ] || [ "$failed_total" != 0 ]; then
+  # Repeat why at the very end, where a truncated CI log still shows it.
+  if [ -s "$SC_TOP/.run-tests-failures" ]; then
+    echo "==> what failed"
+    tail -n 120 "$SC_TOP/.run-tests-failures"
+  fi
   echo "run-tests: FAILED"
   exit 1
 fi

@@ -7,8 +7,10 @@
 namespace sc::helper {
 
 // Fetch POSTs request.body to request.url (http only) with OpenSSL's HTTP
-// client and request.timeout_seconds; the reply carries the response body
-// or why there is none.
+// client, within request.timeout_seconds for connecting and exchanging. It
+// connects itself, each address once: a refused connection fails at once
+// instead of being retried until the timeout. The reply carries the
+// response body or why there is none.
 core::FetchReply Fetch(const core::FetchRequest& request);
 
 }  // namespace sc::helper

@@ -47,6 +47,23 @@ nocard:x:2000:alice
 valid:x:1010:
 GROUP
 
+# On exit, stop what this script started (by PID): slapd, then the PC/SC lab.
+# Both are always attempted; a failure to stop one is reported and fails the
+# run, but never hides the tests' own exit status.
+cleanup() {
+  local rc=$? stop_rc=0
+  set +e
+  if [ -n "${SC_SLAPD_DIR:-}" ]; then
+    bash "$src/tests/ldap/slapd.sh" stop "$SC_SLAPD_DIR" || { echo "run-integration: could not stop slapd" >&2; stop_rc=1; }
+  fi
+  if [ -n "${SC_LAB:-}" ]; then
+    bash "$src/tests/vcard/lab.sh" stop || { echo "run-integration: could not stop the PC/SC lab" >&2; stop_rc=1; }
+  fi
+  [ "$rc" != 0 ] || rc=$stop_rc
+  exit "$rc"
+}
+trap cleanup EXIT
+
 # The PC/SC lab: a private pcscd with the vpcd reader and the vpiv virtual PIV
 # card holding alice's key. Started here, stopped by PID when the tests end.
 opensc_module=$(ls /usr/lib/*/opensc-pkcs11.so 2>/dev/null | head -n 1 || true)
@@ -55,7 +72,6 @@ if command -v pcscd >/dev/null && [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.s
   export SC_LAB="$work/lab" SC_VPIV_BIN="$build/tests/vcard/vpiv" OPENSC_MODULE="$opensc_module"
   export SC_VPIV_CERT="$work/fixtures/certs/alice-rsa.pem" SC_VPIV_KEY="$work/fixtures/certs/alice-rsa.key"
   rm -rf "$SC_LAB"
-  trap 'bash "$src/tests/vcard/lab.sh" stop' EXIT
   if ! bash "$src/tests/vcard/lab.sh" start; then
     echo "FAIL: could not start the PC/SC lab (pcscd + vpiv); see $SC_LAB"
     exit 1
@@ -92,7 +108,6 @@ if [ -x /usr/sbin/slapd ] && [ -x /usr/sbin/slapadd ]; then
     printf 'dn: uid=alice,ou=people,dc=example,dc=test\nobjectClass: inetOrgPerson\nobjectClass: scTestMapping\n'
     printf 'uid: alice\nuid: carol\ncn: alice\nsn: alice\naltSecurityIdentities: X509:<SHA1-PUKEY>%s\n\n' "$TRUST_UPN_CAROL_SKI_HEX"
   ) >"$SC_SLAPD_LDIF"
-  trap 'bash "$src/tests/ldap/slapd.sh" stop "$SC_SLAPD_DIR"; ${SC_LAB:+bash "$src/tests/vcard/lab.sh" stop}' EXIT
   if ! bash "$src/tests/ldap/slapd.sh" start "$SC_SLAPD_DIR" "$SC_SLAPD_PORT" "$SC_SLAPD_LDIF" >/dev/null; then
     echo "FAIL: could not start slapd; see $SC_SLAPD_DIR"
     exit 1

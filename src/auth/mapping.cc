@@ -27,6 +27,7 @@ core::Result<std::unique_ptr<Mapper>> Mapper::Create(const core::Options& option
     auto rule = core::AttributeRule::Parse(extra);
     if (!rule.ok()) return rule.status();
     uses_directory |= rule->attribute() == core::MappedAttribute::kLdap;
+    if (std::string warning = rule->MatchWarning(); !warning.empty()) log.Warning(warning);
     m->rules_.push_back(std::move(*rule));
   }
   if (m->rules_.empty()) return m;

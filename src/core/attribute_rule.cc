@@ -256,6 +256,55 @@ Result<AttributeRule> AttributeRule::Parse(const ExtraSection& section) {
   return rule;
 }
 
+namespace {
+
+// AnchoredAtBothEnds: ere starts with ^, ends with an unescaped $, and has
+// no | outside parentheses and bracket expressions.
+bool AnchoredAtBothEnds(std::string_view ere) {
+  if (ere.size() < 2 || ere.front() != '^' || ere.back() != '$') return false;
+  int depth = 0;
+  for (std::size_t i = 0; i < ere.size(); ++i) {
+    char c = ere[i];
+    if (c == '\\') {
+      if (i + 1 == ere.size() - 1) return false;  // the final $ is escaped
+      ++i;
+    } else if (c == '[') {
+      // A bracket expression: ] right after [ or [^ is literal; [:class:],
+      // [=x=] and [.x.] hold a ] of their own.
+      std::size_t j = i + 1;
+      if (j < ere.size() && ere[j] == '^') ++j;
+      if (j < ere.size() && ere[j] == ']') ++j;
+      while (j < ere.size() && ere[j] != ']') {
+        if (ere[j] == '[' && j + 1 < ere.size() && (ere[j + 1] == ':' || ere[j + 1] == '=' || ere[j + 1] == '.')) {
+          std::size_t close = ere.find(std::string{ere[j + 1], ']'}, j + 2);
+          if (close == std::string_view::npos) return false;
+          j = close + 2;
+        } else {
+          ++j;
+        }
+      }
+      if (j >= ere.size()) return false;
+      i = j;
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      --depth;
+    } else if (c == '|' && depth == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string AttributeRule::MatchWarning() const {
+  if (!match_re_ || match_re_->groups() < 1 || AnchoredAtBothEnds(match_)) return "";
+  return Label() + "match = " + match_ +
+         " is not anchored at both ends (^...$): text around capture group 1 is ignored, so a value with "
+         "more around the name maps to the same user";
+}
+
 RuleOutcome AttributeRule::Apply(const FieldLookup& lookup, std::string_view issuer_dn) const {
   RuleOutcome out;
   auto refuse = [&](const std::string& why) {

@@ -114,6 +114,13 @@ class AttributeRule {
   // only called while the rule still may apply.
   RuleOutcome Apply(const FieldLookup& lookup, std::string_view issuer_dn) const;
 
+  // MatchWarning is "" unless `match` has a capture group and is not
+  // anchored at both ends (starts with ^, ends with an unescaped $, no
+  // top-level |): then text around the capture is ignored, so "alice " or
+  // "alice@elsewhere" can map as "alice" does. A warning, not an error: the
+  // expression may mean it.
+  std::string MatchWarning() const;
+
   const std::string& name() const { return name_; }
   int line() const { return line_; }
   const std::vector<std::string>& fields() const { return fields_; }

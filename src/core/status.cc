@@ -1,6 +1,23 @@
 #include "core/status.h"
 
+#include <security/pam_appl.h>
+
 namespace sc::core {
+
+PamResult PamResultFor(Code code) {
+  switch (code) {
+    case Code::kOk: return {PAM_SUCCESS, "PAM_SUCCESS"};
+    case Code::kUnavailable: return {PAM_AUTHINFO_UNAVAIL, "PAM_AUTHINFO_UNAVAIL"};
+    case Code::kUserUnknown: return {PAM_USER_UNKNOWN, "PAM_USER_UNKNOWN"};
+    case Code::kDenied: return {PAM_AUTH_ERR, "PAM_AUTH_ERR"};
+    case Code::kCredInsufficient: return {PAM_CRED_INSUFFICIENT, "PAM_CRED_INSUFFICIENT"};
+    case Code::kLocked: return {PAM_MAXTRIES, "PAM_MAXTRIES"};
+    case Code::kConfig:
+    case Code::kInternal:
+    case Code::kUsage: break;
+  }
+  return {PAM_SERVICE_ERR, "PAM_SERVICE_ERR"};
+}
 
 std::string_view CodeName(Code code) {
   switch (code) {

@@ -1,7 +1,7 @@
 // Status and Result<T>: the one error type of pam_smartcard.
 //
 // Codes are semantic; they become PAM codes in exactly one place
-// (pam::PamCodeFor) and sc_auth exit codes in another.
+// (PamResultFor, below) and sc_auth exit codes in another.
 #ifndef PAM_SMARTCARD_CORE_STATUS_H_
 #define PAM_SMARTCARD_CORE_STATUS_H_
 
@@ -27,6 +27,16 @@ enum class Code {
 
 // CodeName returns a stable lower-case name for logs and JSON.
 std::string_view CodeName(Code code);
+
+// PamResult is what the module returns for a code: the PAM return value, and
+// its name for sc_auth explain. PamResultFor is the one table from codes to
+// PAM (PAM's constants come from its headers, so sc_auth needs no libpam);
+// kOk is the only code that yields PAM_SUCCESS.
+struct PamResult {
+  int value;
+  std::string_view name;
+};
+PamResult PamResultFor(Code code);
 
 class [[nodiscard]] Status {
  public:

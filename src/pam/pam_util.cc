@@ -8,20 +8,7 @@
 
 namespace sc::pam {
 
-int PamCodeFor(core::Code code) {
-  switch (code) {
-    case core::Code::kOk: return PAM_SUCCESS;
-    case core::Code::kUnavailable: return PAM_AUTHINFO_UNAVAIL;
-    case core::Code::kUserUnknown: return PAM_USER_UNKNOWN;
-    case core::Code::kDenied: return PAM_AUTH_ERR;
-    case core::Code::kCredInsufficient: return PAM_CRED_INSUFFICIENT;
-    case core::Code::kLocked: return PAM_MAXTRIES;
-    case core::Code::kConfig: return PAM_SERVICE_ERR;
-    case core::Code::kInternal: return PAM_SERVICE_ERR;
-    case core::Code::kUsage: return PAM_SERVICE_ERR;
-  }
-  return PAM_SERVICE_ERR;
-}
+int PamCodeFor(core::Code code) { return core::PamResultFor(code).value; }
 
 void PamLogger::Log(core::LogLevel level, std::string_view message) {
   int priority = LOG_INFO;

@@ -13,7 +13,7 @@
 
 namespace sc::pam {
 
-// PamCodeFor is the only place where semantic codes become PAM codes.
+// PamCodeFor is the PAM code the module returns: core::PamResultFor's value.
 // kOk is the only code that yields PAM_SUCCESS.
 int PamCodeFor(core::Code code);
 

@@ -525,23 +525,6 @@ int CmdWatch(const Cli& cli, const sc::core::Options& options) {
   return kExitOk;
 }
 
-// PamNameFor names the PAM code the module returns for code (its
-// PamCodeFor, which sc_auth cannot link without libpam).
-std::string PamNameFor(Code code) {
-  switch (code) {
-    case Code::kOk: return "PAM_SUCCESS";
-    case Code::kUnavailable: return "PAM_AUTHINFO_UNAVAIL";
-    case Code::kUserUnknown: return "PAM_USER_UNKNOWN";
-    case Code::kDenied: return "PAM_AUTH_ERR";
-    case Code::kCredInsufficient: return "PAM_CRED_INSUFFICIENT";
-    case Code::kLocked: return "PAM_MAXTRIES";
-    case Code::kConfig:
-    case Code::kInternal:
-    case Code::kUsage: return "PAM_SERVICE_ERR";
-  }
-  return "PAM_SERVICE_ERR";
-}
-
 // Explanation collects the steps of CmdExplain for text or JSON output.
 struct Explanation {
   std::vector<std::pair<std::string, std::string>> steps;  // step, detail
@@ -598,7 +581,7 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
                                      (options.no_check_shell ? "" : ", shell listed in /etc/shells")
                                : usable.message());
     if (!usable.ok()) {
-      ex.result = PamNameFor(usable.code());
+      ex.result = sc::core::PamResultFor(usable.code()).name;
       ex.reason = usable.message();
       return ex.Print(cli.json);
     }
@@ -634,7 +617,7 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
   auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
   if (!session.ok()) {
     ex.Add("card", session.status().message());
-    ex.result = PamNameFor(session.status().code());
+    ex.result = sc::core::PamResultFor(session.status().code()).name;
     ex.reason = session.status().message();
     return ex.Print(cli.json);
   }
@@ -646,7 +629,7 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
     return sc::core::CheckLogin(from_card, !options.no_check_shell);
   }, &decision);
   if (!decided.ok()) {
-    ex.result = PamNameFor(decided.code());
+    ex.result = sc::core::PamResultFor(decided.code()).name;
     ex.reason = decided.message();
     return ex.Print(cli.json);
   }
@@ -680,7 +663,7 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
     proved = (*session)->Prove(*usable, *pin, false, &outcome);
   }
   ex.Add("proof of possession", proved.ok() ? "signature over a fresh challenge verified" : proved.message());
-  ex.result = PamNameFor(proved.code());
+  ex.result = sc::core::PamResultFor(proved.code()).name;
   ex.reason = proved.ok() ? "" : proved.message();
   return ex.Print(cli.json);
 }

@@ -1391,6 +1391,22 @@ TEST_F(RuleTest, HostileCommonNamesNeverMapToAlice) {
   EXPECT_NE(out.find("2 instances of Common Name"), std::string::npos) << out;
 }
 
+TEST_F(RuleTest, UnanchoredCaptureIsTheAdministratorsChoiceAndIsWarnedAbout) {
+  // match = ^(alice) takes "alice" out of "alice ": the expression says so,
+  // and both the module (syslog) and sc_auth warn that it is not anchored.
+  const std::string unanchored = "[attribute_mapping cn]\nfields = Common Name\nmatch = ^(alice)\nattribute = name\n";
+  Configure("CN_SPACE", unanchored);
+  EXPECT_EQ(Login("alice"), PAM_SUCCESS);
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain -u alice", "", &out), 0) << out;
+  EXPECT_NE(out.find("sc_auth: [attribute_mapping cn] match = ^(alice) is not anchored at both ends"),
+            std::string::npos) << out;
+  Configure("CN_SPACE", "[attribute_mapping cn]\nfields = Common Name\nmatch = ^(alice)$\nattribute = name\n");
+  EXPECT_EQ(Login("alice"), PAM_AUTH_ERR);
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain -u alice", "", &out), 0) << out;
+  EXPECT_EQ(out.find("not anchored"), std::string::npos) << out;
+}
+
 TEST_F(RuleTest, LdapRuleNeedsAnLdapSection) {
   Configure("VALID", "[attribute_mapping dir]\nfields = Common Name\nattribute = ldap:uid\n");
   EXPECT_EQ(Login("valid"), PAM_SERVICE_ERR);

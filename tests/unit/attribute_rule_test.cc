@@ -336,6 +336,26 @@ TEST(AttributeRuleTest, MatchWithGroupIsAnchoredAsWritten) {
                    "does not match", c);
 }
 
+// ...and is warned about, unless anchored at both ends.
+std::string WarningFor(const std::string& match) {
+  return MustParse({{"fields", "Common Name"}, {"attribute", "name"}, {"match", match}}).MatchWarning();
+}
+
+TEST(AttributeRuleTest, UnanchoredCaptureIsWarnedAbout) {
+  for (const char* match : {"([a-z]+)@EXAMPLE", "^(alice)", "(alice)$", "^(a)|(b)$", "^(alice)\\$", "^([^@]+)@"}) {
+    std::string w = WarningFor(match);
+    EXPECT_TRUE(Contains(w, "[attribute_mapping upn] match = "s + match + " is not anchored at both ends")) << match << ": " << w;
+  }
+}
+
+TEST(AttributeRuleTest, AnchoredOrGrouplessMatchIsNotWarnedAbout) {
+  for (const char* match : {"^([a-z]+)@EXAMPLE$", "^(a|b)$", "^([|]+)$", "^([]|]+)$", "^([[:alpha:]|]+)@x\\.y$",
+                            "^(.*)\\\\$", "alice", "^alice"}) {
+    EXPECT_EQ(WarningFor(match), "") << match;
+  }
+  EXPECT_EQ(MustParse({{"fields", "Common Name"}, {"attribute", "name"}}).MatchWarning(), "");
+}
+
 TEST(AttributeRuleTest, UnsetOrEmptyCaptureDoesNotApply) {
   ExpectNotApplies({{"fields", "Common Name"}, {"attribute", "name"}, {"match", "^(x)?alice$"}},
                    "capture group 1");

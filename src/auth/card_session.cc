@@ -19,6 +19,24 @@ core::Deadline After(std::uint32_t seconds) {
   return core::Clock::now() + std::chrono::seconds(seconds);
 }
 
+// StatusFor: what a helper's answer to a card operation means.
+core::Status StatusFor(core::HelperResult result, const std::string& message) {
+  std::string what = std::string(core::HelperResultName(result)) + (message.empty() ? "" : " (" + message + ")");
+  switch (result) {
+    case core::HelperResult::kOk:
+      return core::Status::Ok();
+    case core::HelperResult::kPinLocked:
+      return core::Status(core::Code::kLocked, what);
+    case core::HelperResult::kTokenRemoved:
+      return core::Unavailable(what);
+    case core::HelperResult::kBadRequest:
+    case core::HelperResult::kInternal:
+      return core::InternalError(what);
+    default:
+      return core::Denied(what);
+  }
+}
+
 core::Status ListFailure(const core::ListReply& reply) {
   std::string what(core::HelperResultName(reply.result));
   if (!reply.message.empty()) what += ": " + reply.message;
@@ -114,21 +132,7 @@ core::Status CardSession::Prove(const CardIdentity& identity, const core::Secret
   }
   outcome->helper_result = reply->result;
   outcome->token_flags = reply->token_flags;
-  std::string what = std::string(core::HelperResultName(reply->result)) +
-                     (reply->message.empty() ? "" : " (" + reply->message + ")");
-  switch (reply->result) {
-    case core::HelperResult::kOk:
-      break;
-    case core::HelperResult::kPinLocked:
-      return core::Status(core::Code::kLocked, what);
-    case core::HelperResult::kTokenRemoved:
-      return core::Unavailable(what);
-    case core::HelperResult::kBadRequest:
-    case core::HelperResult::kInternal:
-      return core::InternalError(what);
-    default:
-      return core::Denied(what);
-  }
+  SC_RETURN_IF_ERROR(StatusFor(reply->result, reply->message));
   // The helper said OK: only the signature counts.
   core::Status verified = crypto::VerifyCardSignature(identity.cert, *plan, *challenge, reply->signature);
   if (!verified.ok()) {
@@ -140,6 +144,34 @@ core::Status CardSession::Prove(const CardIdentity& identity, const core::Secret
 }
 
 
+
+core::Status CardSession::Pin(const CardIdentity& identity, core::PinOperation operation,
+                              const core::SecretBytes& pin, const core::SecretBytes& new_pin, bool pin_pad,
+                              ProofOutcome* outcome) {
+  core::PinRequest request;
+  request.id = identity.token.id;
+  request.operation = operation;
+  request.protected_path = pin_pad;
+  if (!pin_pad) {
+    request.pin.Assign(pin.data(), pin.size());
+    if (operation == core::PinOperation::kChange) request.new_pin.Assign(new_pin.data(), new_pin.size());
+  }
+  log_.Debug(std::string(operation == core::PinOperation::kChange ? "changing" : "verifying") + " the PIN of " +
+             identity.token.token_label + (pin_pad ? " (PIN pad)" : ""));
+  auto reply = client_->Pin(request, After(timeout_));
+  request.pin.Wipe();
+  request.new_pin.Wipe();
+  if (!reply.ok()) {
+    if (reply.status().code() == core::Code::kUnavailable) {
+      return core::Unavailable(reply.status().message() + " (PIN operation, timeout " + std::to_string(timeout_) +
+                               " s)");
+    }
+    return reply.status();
+  }
+  outcome->helper_result = reply->result;
+  outcome->token_flags = reply->token_flags;
+  return StatusFor(reply->result, reply->message);
+}
 
 core::Result<std::vector<std::uint8_t>> CardSession::Fetch(const std::string& url,
                                                            const std::vector<std::uint8_t>& body) {

@@ -56,6 +56,12 @@ class CardSession {
   core::Status Prove(const CardIdentity& identity, const core::SecretBytes& pin, bool pin_pad,
                      ProofOutcome* outcome);
 
+  // Pin verifies (kVerify: pin) or changes (kChange: pin -> new_pin) the
+  // user PIN of the identity's token, or on the PIN pad (the PINs are then
+  // not used). Errors as for Prove.
+  core::Status Pin(const CardIdentity& identity, core::PinOperation operation, const core::SecretBytes& pin,
+                   const core::SecretBytes& new_pin, bool pin_pad, ProofOutcome* outcome);
+
   // Fetch has the helper POST body to url (OCSP), within the timeout; the
   // answer is untrusted bytes for the caller to verify.
   core::Result<std::vector<std::uint8_t>> Fetch(const std::string& url, const std::vector<std::uint8_t>& body);

@@ -187,6 +187,24 @@ Frame Encode(const SignReply& m) {
   return w.Take();
 }
 
+Frame Encode(const PinRequest& m) {
+  Writer w(MessageType::kPinRequest);
+  w.U32(m.id);
+  w.U8(static_cast<std::uint8_t>(m.operation));
+  w.U8(m.protected_path ? 1 : 0);
+  w.Bytes(m.pin.data(), m.pin.size());
+  w.Bytes(m.new_pin.data(), m.new_pin.size());
+  return w.Take();
+}
+
+Frame Encode(const PinReply& m) {
+  Writer w(MessageType::kPinReply);
+  w.U32(static_cast<std::uint32_t>(m.result));
+  w.Str(m.message);
+  w.U32(m.token_flags);
+  return w.Take();
+}
+
 Frame Encode(const FetchRequest& m) {
   Writer w(MessageType::kFetchRequest);
   w.Str(m.url);
@@ -373,6 +391,37 @@ Result<SignReply> DecodeSignReply(std::span<const std::uint8_t> payload) {
   m.token_flags = r.U32();
   m.signature = r.Vec(4096);
   if (!r.ok() || !r.AtEnd()) return Malformed("sign reply");
+  return m;
+}
+
+Result<PinRequest> DecodePinRequest(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kPinRequest, "PIN request"));
+  PinRequest m;
+  m.id = r.U32();
+  std::uint8_t operation = r.U8();
+  if (operation != static_cast<std::uint8_t>(PinOperation::kVerify) &&
+      operation != static_cast<std::uint8_t>(PinOperation::kChange)) {
+    return Malformed("PIN request");
+  }
+  m.operation = static_cast<PinOperation>(operation);
+  m.protected_path = r.Bool();
+  auto pin = r.Bytes(kMaxPinBytes);
+  m.pin.Assign(pin.data(), pin.size());
+  auto new_pin = r.Bytes(kMaxPinBytes);
+  m.new_pin.Assign(new_pin.data(), new_pin.size());
+  if (!r.ok() || !r.AtEnd()) return Malformed("PIN request");
+  return m;
+}
+
+Result<PinReply> DecodePinReply(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kPinReply, "PIN reply"));
+  PinReply m;
+  m.result = ReadResult(r);
+  m.message = r.Str();
+  m.token_flags = r.U32();
+  if (!r.ok() || !r.AtEnd()) return Malformed("PIN reply");
   return m;
 }
 

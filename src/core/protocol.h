@@ -36,6 +36,8 @@ enum class MessageType : std::uint8_t {
   kFetchReply = 7,
   kDirectoryRequest = 8,
   kDirectoryReply = 9,
+  kPinRequest = 10,
+  kPinReply = 11,
 };
 
 // HelperResult: what went wrong on the hardware side.
@@ -106,6 +108,33 @@ struct SignReply {
   std::uint32_t token_flags = 0;  // after the attempt, for tries-left warnings
   std::vector<std::uint8_t> signature;
 };
+
+// PinRequest: verify or change the user PIN of the token that holds an
+// identity (sc_auth verifypin / changepin). Served by the card helper after a
+// list, like SignRequest.
+enum class PinOperation : std::uint8_t {
+  kVerify = 1,  // C_Login(CKU_USER, pin), then C_Logout
+  kChange = 2,  // C_SetPIN(pin -> new_pin) in a read/write session
+};
+
+struct PinRequest {
+  std::uint32_t id = 0;  // an identity from the ListReply: its token's PIN
+  PinOperation operation = PinOperation::kVerify;
+  bool protected_path = false;  // on the reader's PIN pad: no PINs are sent
+  SecretBytes pin;              // the current PIN
+  SecretBytes new_pin;          // kChange only
+};
+
+struct PinReply {
+  HelperResult result = HelperResult::kOk;
+  std::string message;
+  std::uint32_t token_flags = 0;  // after the attempt, for tries-left warnings
+};
+
+Frame Encode(const PinRequest& m);
+Frame Encode(const PinReply& m);
+Result<PinRequest> DecodePinRequest(std::span<const std::uint8_t> payload);
+Result<PinReply> DecodePinReply(std::span<const std::uint8_t> payload);
 
 // FetchRequest: an HTTP POST the module wants made (OCSP). Network I/O runs
 // in the helper, under the helper's deadline; the module verifies whatever

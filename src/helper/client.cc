@@ -185,6 +185,15 @@ core::Result<core::SignReply> HelperClient::Sign(const core::SignRequest& reques
 
 
 
+core::Result<core::PinReply> HelperClient::Pin(const core::PinRequest& request, core::Deadline deadline) {
+  core::Frame frame = core::Encode(request);  // wiped on destruction (zeroizing allocator)
+  auto reply_frame = Exchange(frame, deadline);
+  if (!reply_frame.ok()) return reply_frame.status();
+  auto reply = core::DecodePinReply(*reply_frame);
+  if (!reply.ok()) Kill();
+  return reply;
+}
+
 core::Result<core::FetchReply> HelperClient::Fetch(const core::FetchRequest& request,
                                                    core::Deadline deadline) {
   auto reply_frame = Exchange(core::Encode(request), deadline);

@@ -42,6 +42,7 @@ class HelperClient {
                                      const std::function<void()>& on_waiting);
   // Sign sends the request (the PIN is wiped from the sent frame) and waits.
   core::Result<core::SignReply> Sign(const core::SignRequest& request, core::Deadline deadline);
+  core::Result<core::PinReply> Pin(const core::PinRequest& request, core::Deadline deadline);
 
   // Fetch has the helper make an HTTP POST (OCSP); the caller verifies the
   // answer. kUnavailable on timeout (the helper is then killed).

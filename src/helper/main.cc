@@ -84,6 +84,20 @@ int Serve() {
       }
       request->pin.Wipe();
       if (!Send(Encode(reply))) return 1;
+    } else if (*type == sc::core::MessageType::kPinRequest) {
+      auto request = sc::core::DecodePinRequest(*frame);
+      OPENSSL_cleanse(frame->data(), frame->size());  // the PIN copies in the frame
+      if (!request.ok()) return 2;
+      sc::core::PinReply reply;
+      if (!p11) {
+        reply.result = HelperResult::kBadRequest;
+        reply.message = "PIN request before list";
+      } else {
+        reply = p11->Pin(*request);
+      }
+      request->pin.Wipe();
+      request->new_pin.Wipe();
+      if (!Send(Encode(reply))) return 1;
     } else if (*type == sc::core::MessageType::kFetchRequest) {
       auto request = sc::core::DecodeFetchRequest(*frame);
       if (!request.ok()) return 2;

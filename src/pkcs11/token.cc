@@ -160,6 +160,7 @@ struct Pkcs11::Impl {
   void ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri,
                 const std::vector<std::string>& excluded_readers, core::ListReply& reply);
   core::SignReply Sign(const core::SignRequest& request);
+  core::PinReply Pin(const core::PinRequest& request);
 };
 
 Pkcs11::Pkcs11(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -440,6 +441,82 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
   sig.resize(sig_len);
   reply.signature = std::move(sig);
   reply.token_flags = token_flags();
+  reply.result = HelperResult::kOk;
+  return reply;
+}
+
+core::PinReply Pkcs11::Pin(const core::PinRequest& request) { return impl_->Pin(request); }
+
+namespace {
+
+// SetPinResult maps C_SetPIN's errors: here CKR_PIN_INVALID is about the new
+// PIN (characters the token does not take), CKR_PIN_INCORRECT about the old.
+HelperResult SetPinResult(CK_RV rv) {
+  switch (rv) {
+    case CKR_PIN_INCORRECT:
+      return HelperResult::kPinIncorrect;
+    case CKR_PIN_INVALID:
+    case CKR_PIN_LEN_RANGE:
+      return HelperResult::kPinLenRange;
+    case CKR_PIN_LOCKED:
+      return HelperResult::kPinLocked;
+    default:
+      return Failure(rv, HelperResult::kInternal);
+  }
+}
+
+}  // namespace
+
+core::PinReply Pkcs11::Impl::Pin(const core::PinRequest& request) {
+  core::PinReply reply;
+  auto fail = [&](HelperResult r, std::string message) {
+    reply.result = r;
+    reply.message = std::move(message);
+    return reply;
+  };
+  bool change = request.operation == core::PinOperation::kChange;
+  if (request.id >= table.size()) return fail(HelperResult::kBadRequest, "unknown identity");
+  if (!request.protected_path && (request.pin.empty() || (change && request.new_pin.empty()))) {
+    // Never reaches the card: an empty PIN is refused before it.
+    return fail(HelperResult::kBadRequest, "empty PIN");
+  }
+  if (!change && !request.new_pin.empty()) return fail(HelperResult::kBadRequest, "a new PIN in a verify request");
+  const IdentityRef& ref = table[request.id];
+  CK_FUNCTION_LIST* f = ref.module;
+  auto token_flags = [&]() -> std::uint32_t {
+    CK_TOKEN_INFO info;
+    if (f->C_GetTokenInfo(ref.slot, &info) != CKR_OK) return 0;
+    return static_cast<std::uint32_t>(info.flags);
+  };
+
+  CK_FLAGS session_flags = CKF_SERIAL_SESSION | (change ? CKF_RW_SESSION : 0);
+  CK_SESSION_HANDLE h;
+  CK_RV rv = f->C_OpenSession(ref.slot, session_flags, nullptr, nullptr, &h);
+  if (rv != CKR_OK) return fail(Failure(rv, HelperResult::kInternal), Err("C_OpenSession", rv));
+  Session session(f, h);
+
+  // The PIN pointers are only valid during this call; PKCS#11 takes CK_UTF8CHAR*.
+  auto* pin = request.protected_path ? nullptr : const_cast<CK_UTF8CHAR*>(request.pin.data());
+  CK_ULONG pin_len = request.protected_path ? 0 : request.pin.size();
+  if (change) {
+    // In a session that is not logged in, C_SetPIN changes the user PIN and
+    // checks the old one itself.
+    auto* new_pin = request.protected_path ? nullptr : const_cast<CK_UTF8CHAR*>(request.new_pin.data());
+    CK_ULONG new_len = request.protected_path ? 0 : request.new_pin.size();
+    rv = f->C_SetPIN(h, pin, pin_len, new_pin, new_len);
+    reply.token_flags = token_flags();
+    if (rv != CKR_OK) return fail(SetPinResult(rv), Err("C_SetPIN", rv));
+  } else {
+    rv = f->C_Login(h, CKU_USER, pin, pin_len);
+    if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+      // Someone else's login is no proof: log out and verify this PIN.
+      f->C_Logout(h);
+      rv = f->C_Login(h, CKU_USER, pin, pin_len);
+    }
+    reply.token_flags = token_flags();
+    if (rv != CKR_OK) return fail(LoginResult(rv), Err("C_Login", rv));
+    f->C_Logout(h);
+  }
   reply.result = HelperResult::kOk;
   return reply;
 }

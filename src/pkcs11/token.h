@@ -36,6 +36,10 @@ class Pkcs11 {
   // signature; the PIN is not kept.
   core::SignReply Sign(const core::SignRequest& request);
 
+  // Pin verifies (C_Login + C_Logout) or changes (C_SetPIN in a read/write
+  // session) the user PIN of the identity's token. The PINs are not kept.
+  core::PinReply Pin(const core::PinRequest& request);
+
  private:
   struct Impl;
   explicit Pkcs11(std::unique_ptr<Impl> impl);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <syslog.h>
 #include <termios.h>
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -96,7 +97,9 @@ void Usage(std::ostream& out) {
          "  status                             readers, cards and their ATR decoded\n"
          "  explain [-u USER] [--pin]          the module's whole decision, step by step\n"
          "  watch [--on-insert CMD] [--on-remove CMD]\n"
-         "                                     follow card insertion and removal\n";
+         "                                     follow card insertion and removal\n"
+         "  verifypin [-h HASH]                check the card's PIN\n"
+         "  changepin [-h HASH]                change the card's PIN (current, new, new again)\n";
 }
 
 // ReadPin reads the PIN without echo from a terminal, or one line from a
@@ -427,6 +430,119 @@ std::string HexBytes(const std::vector<std::uint8_t>& bytes) {
   return out;
 }
 
+// TokenOf chooses the token verifypin/changepin work on, by one of its
+// identities: the one holding -h HASH, else the only token present.
+sc::core::Result<const sc::auth::CardIdentity*> TokenOf(const Cli& cli,
+                                                        const std::vector<sc::auth::CardIdentity>& ids) {
+  if (auto h = cli.opts.find('h'); h != cli.opts.end()) {
+    auto normal = sc::core::NormalizeKeyHash(h->second);
+    if (!normal) return Status(Code::kUsage, "-h wants sha256:<64 hex digits>");
+    for (const auto& id : ids) {
+      if (id.cert.spki_sha256() == *normal) return &id;
+    }
+    return Status(Code::kDenied, "no identity with " + *normal + " on the card");
+  }
+  auto same_token = [](const sc::core::TokenIdentity& a, const sc::core::TokenIdentity& b) {
+    return a.slot_description == b.slot_description && a.token_serial == b.token_serial &&
+           a.token_label == b.token_label;
+  };
+  for (const auto& id : ids) {
+    if (!same_token(id.token, ids.front().token)) {
+      std::string list;
+      for (const auto& other : ids) list += "\n  " + other.cert.spki_sha256() + "  " + other.token.token_label;
+      return Status(Code::kUsage, "several tokens; choose one by an identity with -h:" + list);
+    }
+  }
+  return &ids.front();
+}
+
+// PinRefusal turns a failed PIN operation into the message the user sees,
+// with the tries left that the token reports.
+Status PinRefusal(const Status& status, const sc::auth::ProofOutcome& outcome) {
+  using sc::core::HelperResult;
+  switch (outcome.helper_result) {
+    case HelperResult::kPinIncorrect:
+      if (outcome.token_flags & sc::auth::kFlagUserPinLocked) {
+        return Status(Code::kLocked, "wrong PIN: the PIN is now locked, contact your administrator");
+      }
+      if (outcome.token_flags & sc::auth::kFlagUserPinFinalTry) return Status(Code::kDenied, "wrong PIN, 1 try left");
+      if (outcome.token_flags & sc::auth::kFlagUserPinCountLow) return Status(Code::kDenied, "wrong PIN, few tries left");
+      return Status(Code::kDenied, "wrong PIN");
+    case HelperResult::kPinLocked:
+      return Status(Code::kLocked, "PIN locked: contact your administrator");
+    case HelperResult::kPinLenRange:
+      return Status(Code::kDenied, "the card refused the PIN: " + status.message());
+    default:
+      return status;
+  }
+}
+
+// CmdPin: verifypin (is this the PIN?) and changepin (current PIN, then the
+// new one twice). Nothing reaches the card before every local check passed.
+int CmdPin(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log, sc::core::PinOperation operation) {
+  bool change = operation == sc::core::PinOperation::kChange;
+  auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
+  if (!session.ok()) return Report(session.status());
+  auto chosen = TokenOf(cli, (*session)->identities());
+  if (!chosen.ok()) return Report(chosen.status());
+  const sc::auth::CardIdentity& identity = **chosen;
+  const sc::core::TokenIdentity& token = identity.token;
+  if (token.token_flags & sc::auth::kFlagUserPinLocked) {
+    return Report(Status(Code::kLocked, "PIN locked: contact your administrator"));
+  }
+  if (token.token_flags & sc::auth::kFlagUserPinFinalTry) {
+    std::cerr << "Warning: last PIN try before the card locks\n";
+  } else if (token.token_flags & sc::auth::kFlagUserPinCountLow) {
+    std::cerr << "Warning: few PIN tries left\n";
+  }
+  std::string limits = std::to_string(token.min_pin) + "-" + (token.max_pin ? std::to_string(token.max_pin) : "...");
+  sc::auth::ProofOutcome outcome;
+  Status done;
+  if (token.token_flags & sc::auth::kFlagProtectedAuthPath) {
+    std::cerr << (change ? "Enter the current PIN, then the new PIN, on the reader's PIN pad\n"
+                         : "Enter your PIN on the reader's PIN pad\n");
+    done = (*session)->Pin(identity, operation, sc::core::SecretBytes(), sc::core::SecretBytes(), true, &outcome);
+  } else {
+    auto pin = ReadPin(change ? "Current PIN for " + token.token_label + ": "
+                              : sc::core::ExpandPrompt(options.pin_prompt, token.token_label));
+    if (!pin.ok()) return Report(pin.status());
+    if (!sc::auth::PinLengthOk(token, pin->size())) {
+      return Report(Status(Code::kDenied, "the PIN must have " + limits + " characters; the card was not asked"));
+    }
+    sc::core::SecretBytes new_pin;
+    if (change) {
+      auto first = ReadPin("New PIN for " + token.token_label + ": ");
+      if (!first.ok()) return Report(first.status());
+      auto again = ReadPin("New PIN again: ");
+      if (!again.ok()) return Report(again.status());
+      if (first->size() != again->size() || CRYPTO_memcmp(first->data(), again->data(), first->size()) != 0) {
+        return Report(Status(Code::kDenied, "the new PINs differ; the PIN was not changed"));
+      }
+      if (!sc::auth::PinLengthOk(token, first->size())) {
+        return Report(Status(Code::kDenied, "the new PIN must have " + limits + " characters; the PIN was not changed"));
+      }
+      if (first->size() == pin->size() && CRYPTO_memcmp(first->data(), pin->data(), pin->size()) == 0) {
+        return Report(Status(Code::kDenied, "the new PIN is the current PIN; the PIN was not changed"));
+      }
+      new_pin = std::move(*first);
+    }
+    done = (*session)->Pin(identity, operation, *pin, new_pin, false, &outcome);
+    pin->Wipe();
+    new_pin.Wipe();
+  }
+  if (!done.ok()) {
+    if (change) AuditLog("failed to change the PIN of token '" + token.token_label + "': " + done.message());
+    return Report(PinRefusal(done, outcome));
+  }
+  if (change) {
+    AuditLog("changed the PIN of token '" + token.token_label + "' (serial " + token.token_serial + ")");
+    std::cout << "PIN changed for " << token.token_label << "\n";
+  } else {
+    std::cout << "PIN verified for " << token.token_label << "\n";
+  }
+  return kExitOk;
+}
+
 int CmdStatus(const Cli& cli, const sc::core::Options& options) {
   auto readers = sc::pcsc::ListReaderStates(options.reader);
   if (!readers.ok()) return Report(readers.status());
@@ -717,6 +833,8 @@ int Main(int argc, char** argv) {
   if (cli.command == "status") return CmdStatus(cli, *options);
   if (cli.command == "explain") return CmdExplain(cli, *options, log);
   if (cli.command == "watch") return CmdWatch(cli, *options);
+  if (cli.command == "verifypin") return CmdPin(cli, *options, log, sc::core::PinOperation::kVerify);
+  if (cli.command == "changepin") return CmdPin(cli, *options, log, sc::core::PinOperation::kChange);
   std::cerr << "sc_auth: unknown command '" << cli.command << "'\n";
   Usage(std::cerr);
   return kExitUsage;

@@ -31,6 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   RoundTrip(in, sc::core::DecodeFetchReply);
   RoundTrip(in, sc::core::DecodeDirectoryRequest);
   RoundTrip(in, sc::core::DecodeDirectoryReply);
+  RoundTrip(in, sc::core::DecodePinRequest);
+  RoundTrip(in, sc::core::DecodePinReply);
   (void)sc::core::PeekType(in);
   return 0;
 }

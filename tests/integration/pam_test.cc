@@ -817,6 +817,57 @@ int RunScAuth(const std::string& args, const std::string& stdin_text, std::strin
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+TEST_F(PamTest, ScAuthVerifyPin) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "123456", &out), 0) << out;
+  EXPECT_NE(out.find("PIN verified for alice-rsa"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "000000", &out), 1) << out;
+  EXPECT_NE(out.find("sc_auth: wrong PIN"), std::string::npos) << out;
+  // Outside the token's limits (SoftHSM: 4..255): the card is not asked.
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "12", &out), 1) << out;
+  EXPECT_NE(out.find("the card was not asked"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "", &out), 1) << out;
+  EXPECT_NE(out.find("empty PIN"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin -h sha256:" + std::string(64, '0'), "123456", &out),
+            1) << out;
+  EXPECT_NE(out.find("no identity with"), std::string::npos) << out;
+}
+
+// changepin on a copy of alice's token: the module then takes the new PIN
+// and refuses the old one; every local check refuses before the card.
+TEST_F(PamTest, ScAuthChangePinThenLoginWithTheNewPin) {
+  fs::path tokens = dir_ / "tokens";
+  fs::create_directories(tokens);
+  for (const auto& entry : fs::directory_iterator(Fx("FIXTURES") + "/tokens/alice-rsa/db")) {
+    fs::copy(entry.path(), tokens / entry.path().filename(), fs::copy_options::recursive);
+  }
+  fs::path conf = dir_ / "softhsm2.conf";
+  WriteFile(conf, "directories.tokendir = " + tokens.string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
+  Setup("[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\nmodule_env = SOFTHSM2_CONF=" + conf.string() +
+        "\npcsc_check = no\ntimeout = 10\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() + "\n");
+  Pair("alice", "ALICE_RSA_SPKI");
+  std::string cmd = "--config " + config_.string() + " changepin", out;
+  EXPECT_EQ(RunScAuth(cmd, "123456\n654321\n654321", &out), 0) << out;
+  EXPECT_NE(out.find("PIN changed for alice-rsa"), std::string::npos) << out;
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  conv_ = ConvState{};
+  conv_.answers = {"654321"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  // Refused: a wrong current PIN (by the card), and before the card: new
+  // PINs that differ, a new PIN equal to the current one, too short.
+  EXPECT_EQ(RunScAuth(cmd, "111111\n222222\n222222", &out), 1) << out;
+  EXPECT_NE(out.find("sc_auth: wrong PIN"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth(cmd, "654321\n111111\n222222", &out), 1) << out;
+  EXPECT_NE(out.find("the new PINs differ"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth(cmd, "654321\n654321\n654321", &out), 1) << out;
+  EXPECT_NE(out.find("the new PIN is the current PIN"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth(cmd, "654321\n12\n12", &out), 1) << out;
+  EXPECT_NE(out.find("the new PIN must have 4-255 characters"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "654321", &out), 0) << out;
+}
+
 TEST_F(PamTest, ScAuthPairThenUnpair) {
   Setup(SoftHsmConfig("ALICE_RSA_CONF"));
   conv_.answers = {"123456"};
@@ -1805,6 +1856,33 @@ TEST_F(PcscTest, WrongPinUsesUpTriesAndTheModuleSaysSo) {
   EXPECT_TRUE(Contains(conv_.infos, "last PIN try"));
   Lab("status", &status);
   EXPECT_NE(status.find("tries=3/3"), std::string::npos) << status;
+}
+
+// verifypin and changepin through pcscd, OpenSC and the virtual PIV card
+// (VERIFY and CHANGE REFERENCE DATA); the PIN is put back at the end.
+TEST_F(PcscTest, ScAuthVerifyAndChangePinOnThePivCard) {
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  std::string cmd = "--config " + config_.string(), out, status;
+  EXPECT_EQ(RunScAuth(cmd + " verifypin", "111111", &out), 1) << out;
+  EXPECT_NE(out.find("sc_auth: wrong PIN"), std::string::npos) << out;
+  Lab("status", &status);
+  EXPECT_NE(status.find("tries=2/3"), std::string::npos) << status;
+  EXPECT_EQ(RunScAuth(cmd + " verifypin", "123456", &out), 0) << out;
+  Lab("status", &status);
+  EXPECT_NE(status.find("tries=3/3"), std::string::npos) << status;
+
+  ASSERT_EQ(RunScAuth(cmd + " changepin", "123456\n24680135\n24680135", &out), 0) << out;
+  struct PutBack {
+    std::string cmd;
+    ~PutBack() { RunScAuth(cmd + " changepin", "24680135\n123456\n123456"); }
+  } put_back{cmd};
+  conv_.answers = {"24680135"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  EXPECT_EQ(RunScAuth(cmd + " verifypin", "24680135", &out), 0) << out;
 }
 
 TEST_F(PcscTest, ScAuthStatusDecodesTheAtr) {

@@ -118,6 +118,25 @@ SignReply SampleSignReply() {
   return m;
 }
 
+PinRequest SamplePinRequest() {
+  PinRequest m;
+  m.id = 0x0a0b0c0d;
+  m.operation = PinOperation::kChange;
+  m.protected_path = false;
+  m.pin.Assign("123456", 6);
+  const char fresh[] = {'6', '5', '\0', '3', '\xfe'};
+  m.new_pin.Assign(fresh, sizeof fresh);
+  return m;
+}
+
+PinReply SamplePinReply() {
+  PinReply m;
+  m.result = HelperResult::kPinLenRange;
+  m.message = "C_SetPIN: CKR_PIN_LEN_RANGE";
+  m.token_flags = 0x00020000;
+  return m;
+}
+
 void ExpectIdentityEq(const TokenIdentity& a, const TokenIdentity& b) {
   EXPECT_EQ(a.id, b.id);
   EXPECT_EQ(a.slot_description, b.slot_description);
@@ -161,6 +180,10 @@ std::vector<Decoder> AllDecoders() {
        [](std::span<const std::uint8_t> p) { return DecodeDirectoryRequest(p).ok(); }},
       {"DirectoryReply", MessageType::kDirectoryReply,
        [](std::span<const std::uint8_t> p) { return DecodeDirectoryReply(p).ok(); }},
+      {"PinRequest", MessageType::kPinRequest,
+       [](std::span<const std::uint8_t> p) { return DecodePinRequest(p).ok(); }},
+      {"PinReply", MessageType::kPinReply,
+       [](std::span<const std::uint8_t> p) { return DecodePinReply(p).ok(); }},
   };
 }
 
@@ -225,6 +248,10 @@ Bytes SampleEncoding(MessageType type) {
       return ToBytes(Encode(SampleDirectoryRequest()));
     case MessageType::kDirectoryReply:
       return ToBytes(Encode(SampleDirectoryReply()));
+    case MessageType::kPinRequest:
+      return ToBytes(Encode(SamplePinRequest()));
+    case MessageType::kPinReply:
+      return ToBytes(Encode(SamplePinReply()));
   }
   return {};
 }
@@ -702,12 +729,52 @@ TEST(ProtocolMalformedTest, SingleByteMutationsNeverCrashAndStayCanonical) {
           case MessageType::kDirectoryReply:
             if (auto r = DecodeDirectoryReply(m); r.ok()) again = ToBytes(Encode(*r));
             break;
+          case MessageType::kPinRequest:
+            if (auto r = DecodePinRequest(m); r.ok()) again = ToBytes(Encode(*r));
+            break;
+          case MessageType::kPinReply:
+            if (auto r = DecodePinReply(m); r.ok()) {
+              again = ToBytes(Encode(*r));
+              unknown_result = r->result == HelperResult::kInternal;
+            }
+            break;
         }
         if (again.empty() || unknown_result) continue;
         EXPECT_EQ(again, m) << d.name << " byte " << at << " = " << int{v};
       }
     }
   }
+}
+
+TEST(ProtocolPinTest, RoundTrip) {
+  PinRequest m = SamplePinRequest();
+  auto d = DecodePinRequest(ToBytes(Encode(m)));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->id, m.id);
+  EXPECT_EQ(d->operation, PinOperation::kChange);
+  EXPECT_FALSE(d->protected_path);
+  EXPECT_EQ(Bytes(d->pin.data(), d->pin.data() + d->pin.size()), Bytes(m.pin.data(), m.pin.data() + m.pin.size()));
+  EXPECT_EQ(Bytes(d->new_pin.data(), d->new_pin.data() + d->new_pin.size()),
+            Bytes(m.new_pin.data(), m.new_pin.data() + m.new_pin.size()));
+  PinReply r = SamplePinReply();
+  auto e = DecodePinReply(ToBytes(Encode(r)));
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(e->result, HelperResult::kPinLenRange);
+  EXPECT_EQ(e->message, r.message);
+  EXPECT_EQ(e->token_flags, r.token_flags);
+}
+
+TEST(ProtocolPinTest, UnknownOperationAndLongPinsAreRefused) {
+  Bytes good = ToBytes(Encode(SamplePinRequest()));
+  for (std::uint8_t op : Bytes{0x00, 0x03, 0xff}) {
+    Bytes bad = good;
+    bad[5] = op;  // type, u32 id, then the operation
+    EXPECT_FALSE(DecodePinRequest(bad).ok()) << int{op};
+  }
+  PinRequest m = SamplePinRequest();
+  std::string long_pin(kMaxPinBytes + 1, '7');
+  m.new_pin.Assign(long_pin.data(), long_pin.size());
+  EXPECT_FALSE(DecodePinRequest(ToBytes(Encode(m))).ok());
 }
 
 TEST(HelperResultNameTest, EveryCodeHasAName) {

@@ -117,10 +117,14 @@ HelperResult Failure(CK_RV rv, HelperResult fallback) {
   return TokenGone(rv) ? HelperResult::kTokenRemoved : fallback;
 }
 
-HelperResult LoginResult(CK_RV rv) {
+// LoginResult maps a failed C_Login or C_SetPIN. CKR_PIN_INVALID is a wrong
+// PIN for C_Login, but the new PIN (characters the token does not take) for
+// C_SetPIN: the caller says which.
+HelperResult LoginResult(CK_RV rv, HelperResult pin_invalid = HelperResult::kPinIncorrect) {
   switch (rv) {
-    case CKR_PIN_INCORRECT:
     case CKR_PIN_INVALID:
+      return pin_invalid;
+    case CKR_PIN_INCORRECT:
       return HelperResult::kPinIncorrect;
     case CKR_PIN_LOCKED:
       return HelperResult::kPinLocked;
@@ -140,6 +144,25 @@ struct IdentityRef {
   std::vector<std::uint8_t> key_id;
   bool always_authenticate;
 };
+
+// TokenFlags: CK_TOKEN_INFO.flags now (the PIN counters after an attempt),
+// 0 when the token does not say.
+std::uint32_t TokenFlags(CK_FUNCTION_LIST* f, CK_SLOT_ID slot) {
+  CK_TOKEN_INFO info;
+  if (f->C_GetTokenInfo(slot, &info) != CKR_OK) return 0;
+  return static_cast<std::uint32_t>(info.flags);
+}
+
+// LoginUser logs the session in as the user with pin (nullptr: PIN pad).
+// Someone else's login is no proof: an existing one is logged out first.
+CK_RV LoginUser(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE h, CK_UTF8CHAR* pin, CK_ULONG pin_len) {
+  CK_RV rv = f->C_Login(h, CKU_USER, pin, pin_len);
+  if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+    f->C_Logout(h);
+    rv = f->C_Login(h, CKU_USER, pin, pin_len);
+  }
+  return rv;
+}
 
 }  // namespace
 
@@ -369,11 +392,7 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
   const IdentityRef& ref = table[request.id];
   CK_FUNCTION_LIST* f = ref.module;
 
-  auto token_flags = [&]() -> std::uint32_t {
-    CK_TOKEN_INFO info;
-    if (f->C_GetTokenInfo(ref.slot, &info) != CKR_OK) return 0;
-    return static_cast<std::uint32_t>(info.flags);
-  };
+  auto token_flags = [&] { return TokenFlags(f, ref.slot); };
 
   CK_SESSION_HANDLE h;
   CK_RV rv = f->C_OpenSession(ref.slot, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
@@ -385,12 +404,7 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
   // The PIN pointer is only valid during this call; PKCS#11 takes CK_UTF8CHAR*.
   auto* pin = request.protected_path ? nullptr : const_cast<CK_UTF8CHAR*>(request.pin.data());
   CK_ULONG pin_len = request.protected_path ? 0 : request.pin.size();
-  rv = f->C_Login(h, CKU_USER, pin, pin_len);
-  if (rv == CKR_USER_ALREADY_LOGGED_IN) {
-    // Someone else's login is no proof: log out and verify this PIN.
-    f->C_Logout(h);
-    rv = f->C_Login(h, CKU_USER, pin, pin_len);
-  }
+  rv = LoginUser(f, h, pin, pin_len);
   if (rv != CKR_OK) {
     reply.token_flags = token_flags();
     return fail(LoginResult(rv), Err("C_Login", rv));
@@ -447,26 +461,6 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
 
 core::PinReply Pkcs11::Pin(const core::PinRequest& request) { return impl_->Pin(request); }
 
-namespace {
-
-// SetPinResult maps C_SetPIN's errors: here CKR_PIN_INVALID is about the new
-// PIN (characters the token does not take), CKR_PIN_INCORRECT about the old.
-HelperResult SetPinResult(CK_RV rv) {
-  switch (rv) {
-    case CKR_PIN_INCORRECT:
-      return HelperResult::kPinIncorrect;
-    case CKR_PIN_INVALID:
-    case CKR_PIN_LEN_RANGE:
-      return HelperResult::kPinLenRange;
-    case CKR_PIN_LOCKED:
-      return HelperResult::kPinLocked;
-    default:
-      return Failure(rv, HelperResult::kInternal);
-  }
-}
-
-}  // namespace
-
 core::PinReply Pkcs11::Impl::Pin(const core::PinRequest& request) {
   core::PinReply reply;
   auto fail = [&](HelperResult r, std::string message) {
@@ -483,12 +477,6 @@ core::PinReply Pkcs11::Impl::Pin(const core::PinRequest& request) {
   if (!change && !request.new_pin.empty()) return fail(HelperResult::kBadRequest, "a new PIN in a verify request");
   const IdentityRef& ref = table[request.id];
   CK_FUNCTION_LIST* f = ref.module;
-  auto token_flags = [&]() -> std::uint32_t {
-    CK_TOKEN_INFO info;
-    if (f->C_GetTokenInfo(ref.slot, &info) != CKR_OK) return 0;
-    return static_cast<std::uint32_t>(info.flags);
-  };
-
   CK_FLAGS session_flags = CKF_SERIAL_SESSION | (change ? CKF_RW_SESSION : 0);
   CK_SESSION_HANDLE h;
   CK_RV rv = f->C_OpenSession(ref.slot, session_flags, nullptr, nullptr, &h);
@@ -504,16 +492,11 @@ core::PinReply Pkcs11::Impl::Pin(const core::PinRequest& request) {
     auto* new_pin = request.protected_path ? nullptr : const_cast<CK_UTF8CHAR*>(request.new_pin.data());
     CK_ULONG new_len = request.protected_path ? 0 : request.new_pin.size();
     rv = f->C_SetPIN(h, pin, pin_len, new_pin, new_len);
-    reply.token_flags = token_flags();
-    if (rv != CKR_OK) return fail(SetPinResult(rv), Err("C_SetPIN", rv));
+    reply.token_flags = TokenFlags(f, ref.slot);
+    if (rv != CKR_OK) return fail(LoginResult(rv, HelperResult::kPinLenRange), Err("C_SetPIN", rv));
   } else {
-    rv = f->C_Login(h, CKU_USER, pin, pin_len);
-    if (rv == CKR_USER_ALREADY_LOGGED_IN) {
-      // Someone else's login is no proof: log out and verify this PIN.
-      f->C_Logout(h);
-      rv = f->C_Login(h, CKU_USER, pin, pin_len);
-    }
-    reply.token_flags = token_flags();
+    rv = LoginUser(f, h, pin, pin_len);
+    reply.token_flags = TokenFlags(f, ref.slot);
     if (rv != CKR_OK) return fail(LoginResult(rv), Err("C_Login", rv));
     f->C_Logout(h);
   }

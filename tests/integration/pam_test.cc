@@ -142,6 +142,23 @@ class PamTest : public ::testing::Test {
            "pairings_file = " + pairings_.string() + "\n" + extra;
   }
 
+  // OwnTokensConfig: SoftHSM with copies of the fixture cards' tokens in
+  // this test's directory, behind one module: the test may change them.
+  std::string OwnTokensConfig(std::initializer_list<const char*> cards) {
+    fs::path tokens = dir_ / "tokens";
+    fs::create_directories(tokens);
+    for (const char* card : cards) {
+      for (const auto& entry : fs::directory_iterator(Fx("FIXTURES") + "/tokens/" + card + "/db")) {
+        fs::copy(entry.path(), tokens / entry.path().filename(), fs::copy_options::recursive);
+      }
+    }
+    fs::path conf = dir_ / "softhsm2.conf";
+    WriteFile(conf, "directories.tokendir = " + tokens.string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
+    return "[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\nmodule_env = SOFTHSM2_CONF=" + conf.string() +
+           "\npcsc_check = no\ntimeout = 10\nhelper = " + g_build + "/sc-helper\npairings_file = " +
+           pairings_.string() + "\n";
+  }
+
   // MockConfig: the mock module holding user's certificate and key.
   std::string MockConfig(const std::string& user_cert, const std::string& env, const std::string& extra = "") {
     std::string certs = Fx("FIXTURES") + "/certs/";
@@ -540,17 +557,7 @@ TEST_F(PamTest, UserFromCardChoosesAmongSeveralUsers) {
 // certificate used. fake-alice holds alice's certificate next to another
 // key, so only the genuine card's choice can succeed.
 TEST_F(PamTest, SeveralCertificatesForOneUserOnePromptChoiceHonoured) {
-  fs::path tokens = dir_ / "tokens";
-  fs::create_directories(tokens);
-  for (const char* card : {"alice-rsa", "fake-alice"}) {
-    for (const auto& entry : fs::directory_iterator(Fx("FIXTURES") + "/tokens/" + card + "/db")) {
-      fs::copy(entry.path(), tokens / entry.path().filename(), fs::copy_options::recursive);
-    }
-  }
-  fs::path conf = dir_ / "softhsm2.conf";
-  WriteFile(conf, "directories.tokendir = " + tokens.string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
-  Setup("[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\nmodule_env = SOFTHSM2_CONF=" + conf.string() +
-        "\npcsc_check = no\ntimeout = 10\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() + "\n");
+  Setup(OwnTokensConfig({"alice-rsa", "fake-alice"}));
   Pair("alice", "ALICE_RSA_SPKI");
   auto prompts_for_certificates = [&] {
     return std::count_if(conv_.infos.begin(), conv_.infos.end(), [](const std::string& i) {
@@ -837,15 +844,7 @@ TEST_F(PamTest, ScAuthVerifyPin) {
 // changepin on a copy of alice's token: the module then takes the new PIN
 // and refuses the old one; every local check refuses before the card.
 TEST_F(PamTest, ScAuthChangePinThenLoginWithTheNewPin) {
-  fs::path tokens = dir_ / "tokens";
-  fs::create_directories(tokens);
-  for (const auto& entry : fs::directory_iterator(Fx("FIXTURES") + "/tokens/alice-rsa/db")) {
-    fs::copy(entry.path(), tokens / entry.path().filename(), fs::copy_options::recursive);
-  }
-  fs::path conf = dir_ / "softhsm2.conf";
-  WriteFile(conf, "directories.tokendir = " + tokens.string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
-  Setup("[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\nmodule_env = SOFTHSM2_CONF=" + conf.string() +
-        "\npcsc_check = no\ntimeout = 10\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() + "\n");
+  Setup(OwnTokensConfig({"alice-rsa"}));
   Pair("alice", "ALICE_RSA_SPKI");
   std::string cmd = "--config " + config_.string() + " changepin", out;
   EXPECT_EQ(RunScAuth(cmd, "123456\n654321\n654321", &out), 0) << out;

@@ -15,7 +15,8 @@ namespace sc::crypto {
 
 inline constexpr std::size_t kChallengeBytes = 32;
 
-// RandomChallenge returns n bytes from the OpenSSL RNG (kInternal on failure).
+// RandomChallenge returns n bytes from the kernel CSPRNG, getrandom(2)
+// (kInternal on failure).
 core::Result<std::vector<std::uint8_t>> RandomChallenge(std::size_t n = kChallengeBytes);
 
 struct SigningPlan {

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "pem_certificate.h"
 #include "crypto/certificate.h"
 #include "crypto/trust.h"
 
@@ -63,13 +64,18 @@ int Make(int argc, char** argv) {
     add(bn);
   }
   X509_CRL_sort(crl);
-  if (X509_CRL_sign(crl, key, EVP_sha256()) == 0) return 1;
-  FILE* out = fopen(argv[5], "wb");
-  if (!out) return 1;
-  i2d_X509_CRL_fp(out, crl);
-  fclose(out);
-  chmod(argv[5], 0644);
-  return 0;
+  int signed_ok = X509_CRL_sign(crl, key, EVP_sha256());
+  FILE* out = signed_ok != 0 ? fopen(argv[5], "wb") : nullptr;
+  bool written = out != nullptr && i2d_X509_CRL_fp(out, crl) == 1;
+  if (out != nullptr && fclose(out) != 0) written = false;
+  if (written) chmod(argv[5], 0644);
+  BN_free(bn);
+  ASN1_TIME_free(revoked_at);
+  ASN1_TIME_free(t);
+  X509_CRL_free(crl);
+  EVP_PKEY_free(key);
+  X509_free(issuer);
+  return written ? 0 : 1;
 }
 
 int Time(int argc, char** argv) {
@@ -79,16 +85,8 @@ int Time(int argc, char** argv) {
   policy.ca_file = argv[2];
   policy.crl_dir = argv[3];
   policy.cache_dir = std::string(argv[4]) == "none" ? "" : argv[4];  // "none": no index
-  FILE* f = fopen(argv[5], "r");
-  if (f == nullptr) return 1;
-  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  fclose(f);
-  if (x == nullptr) return 1;
-  unsigned char* der = nullptr;
-  int len = i2d_X509(x, &der);
-  auto cert = sc::crypto::Certificate::FromDer(std::span<const std::uint8_t>(der, static_cast<std::size_t>(len)));
-  OPENSSL_free(der);
-  if (!cert.ok()) return 1;
+  auto cert = ReadPemCertificate(argv[5]);
+  if (!cert) return 1;
   int runs = atoi(argv[6]);
   std::vector<double> ms;
   std::string verdict;

@@ -24,6 +24,7 @@
 #include "auth/mapping.h"
 #include "core/config.h"
 #include "crypto/certificate.h"
+#include "pem_certificate.h"
 
 namespace {
 
@@ -49,18 +50,8 @@ int main(int argc, char** argv) {
     std::cerr << options.status().message() << "\n";
     return 1;
   }
-  FILE* f = fopen(argv[2], "r");
-  if (f == nullptr) return 1;
-  X509* x509 = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  fclose(f);
-  if (x509 == nullptr) return 1;
-  unsigned char* der = nullptr;
-  int len = i2d_X509(x509, &der);
-  X509_free(x509);
-  if (len <= 0) return 1;
-  auto cert = sc::crypto::Certificate::FromDer({der, static_cast<std::size_t>(len)});
-  OPENSSL_free(der);
-  if (!cert.ok()) return 1;
+  auto cert = ReadPemCertificate(argv[2]);
+  if (!cert) return 1;
   sc::auth::CardIdentity identity{sc::core::TokenIdentity{}, std::move(*cert)};
 
   StderrLogger log;

@@ -43,11 +43,14 @@ int MillisecondsLeft(Clock::time_point deadline) {
 // must fail at once, so that the cached answer decides without a wait.
 // Returns the socket, or -1 with why.
 int Connect(const char* host, const char* port, Clock::time_point deadline, std::string* why) {
+  // OSSL_HTTP_parse_url keeps an IPv6 literal's brackets ("[::1]").
+  std::string name = host;
+  if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
   struct addrinfo hints {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   struct addrinfo* found = nullptr;
-  int gai = getaddrinfo(host, port, &hints, &found);  // bounded by the module's deadline
+  int gai = getaddrinfo(name.c_str(), port, &hints, &found);  // bounded by the module's deadline
   if (gai != 0) {
     *why = std::string("cannot resolve ") + host + ": " + gai_strerror(gai);
     return -1;

@@ -1199,6 +1199,23 @@ TEST_F(OcspTest, GoodAnswerIsKnownGoodForHardRevocation) {
   EXPECT_NE(Identities().find("trusted (hard-revocation)"), std::string::npos);
 }
 
+// A responder named by an IPv6 literal (http://[::1]:18888/): the helper
+// connects itself and must take the brackets off for the lookup.
+TEST_F(OcspTest, ResponderAtAnIpv6Literal) {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in6 a {};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  bool has_ipv6 = fd >= 0 && bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a) == 0;
+  if (fd >= 0) close(fd);
+  if (!has_ipv6) GTEST_SKIP() << "no IPv6 loopback";
+  auto responder = StartResponder(Fx("TRUST_CA_INDEX"));
+  Configure("VALID_AIA6", "hard-revocation");  // the leaf's status: OCSP alone
+  EXPECT_EQ(Login(), PAM_SUCCESS);
+  std::string out = Identities();
+  EXPECT_NE(out.find("trusted (hard-revocation)"), std::string::npos) << out;
+}
+
 TEST_F(OcspTest, RevokedAnswerRefusesAtSoftAndHard) {
   auto responder = StartResponder(Fx("TRUST_CA_INDEX"));
   for (const char* level : {"soft-revocation", "hard-revocation"}) {

@@ -59,6 +59,23 @@ bool PinLengthOk(const core::TokenIdentity& token, std::size_t length) {
   return true;
 }
 
+std::string PinLimitsText(const core::TokenIdentity& token) {
+  return std::to_string(token.min_pin) + "-" + (token.max_pin ? std::to_string(token.max_pin) : std::string("..."));
+}
+
+std::string TriesWarning(std::uint32_t token_flags) {
+  if (token_flags & kFlagUserPinFinalTry) return "Warning: last PIN try before the card locks";
+  if (token_flags & kFlagUserPinCountLow) return "Warning: few PIN tries left";
+  return "";
+}
+
+std::string WrongPinText(std::uint32_t token_flags_after) {
+  if (token_flags_after & kFlagUserPinLocked) return "Wrong PIN: the PIN is now locked, contact your administrator";
+  if (token_flags_after & kFlagUserPinFinalTry) return "Wrong PIN, 1 try left";
+  if (token_flags_after & kFlagUserPinCountLow) return "Wrong PIN, few tries left";
+  return "Wrong PIN";
+}
+
 core::Result<std::unique_ptr<CardSession>> CardSession::Open(
     const core::Options& options, core::Logger& log, const std::function<void()>& on_waiting) {
   auto client = helper::HelperClient::Spawn(options.helper, options.module_env);

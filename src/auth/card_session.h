@@ -79,6 +79,16 @@ class CardSession {
 // PinLengthOk checks the token's limits (0 = not reported).
 bool PinLengthOk(const core::TokenIdentity& token, std::size_t length);
 
+// The user-facing PIN texts, the same from the module and from sc_auth.
+inline constexpr char kPinLockedText[] = "PIN locked: contact your administrator";
+// PinLimitsText: "4-8", or "4-..." when the token reports no maximum.
+std::string PinLimitsText(const core::TokenIdentity& token);
+// TriesWarning: what to say before the prompt about the tries left ("" when
+// the token reports nothing).
+std::string TriesWarning(std::uint32_t token_flags);
+// WrongPinText: "Wrong PIN" with the tries left the token reports after it.
+std::string WrongPinText(std::uint32_t token_flags_after);
+
 }  // namespace sc::auth
 
 #endif  // PAM_SMARTCARD_AUTH_CARD_SESSION_H_

@@ -155,14 +155,10 @@ Status AuthRun::ProveWithPin(const core::Options& options, auth::CardSession& se
                              const auth::CardIdentity& identity) {
   const core::TokenIdentity& token = identity.token;
   if (token.token_flags & auth::kFlagUserPinLocked) {
-    conv_.Error("PIN locked: contact your administrator");
+    conv_.Error(auth::kPinLockedText);
     return Status(Code::kLocked, "PIN locked (token reports CKF_USER_PIN_LOCKED), no login attempted");
   }
-  if (token.token_flags & auth::kFlagUserPinFinalTry) {
-    conv_.Info("Warning: last PIN try before the card locks");
-  } else if (token.token_flags & auth::kFlagUserPinCountLow) {
-    conv_.Info("Warning: few PIN tries left");
-  }
+  if (std::string warning = auth::TriesWarning(token.token_flags); !warning.empty()) conv_.Info(warning);
   auth::ProofOutcome outcome;
   if (token.token_flags & auth::kFlagProtectedAuthPath) {
     conv_.Info("Enter your PIN on the reader's PIN pad");
@@ -182,8 +178,7 @@ Status AuthRun::ProveWithPin(const core::Options& options, auth::CardSession& se
         pin = conv_.AskSecret(core::ExpandPrompt(options.pin_prompt, token.token_label));
         continue;
       }
-      std::string limits = std::to_string(token.min_pin) + "-" +
-                           (token.max_pin ? std::to_string(token.max_pin) : std::string("..."));
+      std::string limits = auth::PinLimitsText(token);
       conv_.Error("The PIN must have " + limits + " characters");
       return core::Denied("PIN length outside the token's limits " + limits + ", no login attempted");
     }
@@ -196,17 +191,9 @@ Status AuthRun::ProveWithPin(const core::Options& options, auth::CardSession& se
         pin = conv_.AskSecret(core::ExpandPrompt(options.pin_prompt, token.token_label));
         continue;
       }
-      if (outcome.token_flags & auth::kFlagUserPinLocked) {
-        conv_.Error("Wrong PIN: the PIN is now locked, contact your administrator");
-      } else if (outcome.token_flags & auth::kFlagUserPinFinalTry) {
-        conv_.Error("Wrong PIN, 1 try left");
-      } else if (outcome.token_flags & auth::kFlagUserPinCountLow) {
-        conv_.Error("Wrong PIN, few tries left");
-      } else {
-        conv_.Error("Wrong PIN");
-      }
+      conv_.Error(auth::WrongPinText(outcome.token_flags));
     } else if (outcome.helper_result == core::HelperResult::kPinLocked) {
-      conv_.Error("PIN locked: contact your administrator");
+      conv_.Error(auth::kPinLockedText);
     } else if (outcome.helper_result == core::HelperResult::kPinExpired) {
       conv_.Error("The card's PIN has expired: change it before logging in");
     } else if (outcome.helper_result == core::HelperResult::kPinLenRange) {

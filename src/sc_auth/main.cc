@@ -327,27 +327,41 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
   return kExitOk;
 }
 
+// HashOption: the -h HASH option, normalised; "" when not given, kUsage
+// when malformed (checked before any card is touched).
+sc::core::Result<std::string> HashOption(const Cli& cli) {
+  auto h = cli.opts.find('h');
+  if (h == cli.opts.end()) return std::string();
+  auto normal = sc::core::NormalizeKeyHash(h->second);
+  if (!normal) return Status(Code::kUsage, "-h wants sha256:<64 hex digits>");
+  return *normal;
+}
+
+// IdentityWithHash: the identity on the cards whose key hash is hash.
+sc::core::Result<const sc::auth::CardIdentity*> IdentityWithHash(const std::vector<sc::auth::CardIdentity>& ids,
+                                                                  const std::string& hash) {
+  for (const auto& id : ids) {
+    if (id.cert.spki_sha256() == hash) return &id;
+  }
+  return Status(Code::kDenied, "no identity with " + hash + " on the card");
+}
+
 int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log) {
   auto u = cli.opts.find('u');
   if (u == cli.opts.end()) return Report(Status(Code::kUsage, "pair needs -u USER"));
   const std::string& user = u->second;
   auto account = sc::core::LookupAccount(user);
   if (!account.ok()) return Report(Status(Code::kDenied, "refusing to pair: " + account.status().message()));
-  std::string want_hash;
-  if (auto h = cli.opts.find('h'); h != cli.opts.end()) {
-    auto normal = sc::core::NormalizeKeyHash(h->second);
-    if (!normal) return Report(Status(Code::kUsage, "-h wants sha256:<64 hex digits>"));
-    want_hash = *normal;
-  }
+  auto want_hash = HashOption(cli);
+  if (!want_hash.ok()) return Report(want_hash.status());
   auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
   if (!session.ok()) return Report(session.status());
   const sc::auth::CardIdentity* chosen = nullptr;
   const auto& ids = (*session)->identities();
-  if (!want_hash.empty()) {
-    for (const auto& id : ids) {
-      if (id.cert.spki_sha256() == want_hash) chosen = &id;
-    }
-    if (chosen == nullptr) return Report(Status(Code::kDenied, "no identity with " + want_hash + " on the card"));
+  if (!want_hash->empty()) {
+    auto found = IdentityWithHash(ids, *want_hash);
+    if (!found.ok()) return Report(found.status());
+    chosen = *found;
   } else if (ids.size() == 1) {
     chosen = &ids.front();
   } else {
@@ -371,7 +385,7 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
     return Report(Status(Code::kUsage, "the label may not contain control characters or exceed 200 bytes"));
   }
   if (chosen->token.token_flags & sc::auth::kFlagUserPinLocked) {
-    return Report(Status(Code::kLocked, "PIN locked: contact your administrator"));
+    return Report(Status(Code::kLocked, sc::auth::kPinLockedText));
   }
   // Proof of possession before anything is written.
   sc::auth::ProofOutcome outcome;
@@ -402,12 +416,9 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
 int CmdUnpair(const Cli& cli, const sc::core::Options& options) {
   auto u = cli.opts.find('u');
   if (u == cli.opts.end()) return Report(Status(Code::kUsage, "unpair needs -u USER"));
-  std::string hash;
-  if (auto h = cli.opts.find('h'); h != cli.opts.end()) {
-    auto normal = sc::core::NormalizeKeyHash(h->second);
-    if (!normal) return Report(Status(Code::kUsage, "-h wants sha256:<64 hex digits>"));
-    hash = *normal;
-  }
+  auto parsed = HashOption(cli);
+  if (!parsed.ok()) return Report(parsed.status());
+  const std::string& hash = *parsed;
   int removed = 0;
   Status written = EditPairings(options.pairings_file, [&](const std::string& text) -> sc::core::Result<std::string> {
     std::string out = sc::core::RemovePairings(text, u->second, hash, &removed);
@@ -432,16 +443,9 @@ std::string HexBytes(const std::vector<std::uint8_t>& bytes) {
 
 // TokenOf chooses the token verifypin/changepin work on, by one of its
 // identities: the one holding -h HASH, else the only token present.
-sc::core::Result<const sc::auth::CardIdentity*> TokenOf(const Cli& cli,
+sc::core::Result<const sc::auth::CardIdentity*> TokenOf(const std::string& hash,
                                                         const std::vector<sc::auth::CardIdentity>& ids) {
-  if (auto h = cli.opts.find('h'); h != cli.opts.end()) {
-    auto normal = sc::core::NormalizeKeyHash(h->second);
-    if (!normal) return Status(Code::kUsage, "-h wants sha256:<64 hex digits>");
-    for (const auto& id : ids) {
-      if (id.cert.spki_sha256() == *normal) return &id;
-    }
-    return Status(Code::kDenied, "no identity with " + *normal + " on the card");
-  }
+  if (!hash.empty()) return IdentityWithHash(ids, hash);
   auto same_token = [](const sc::core::TokenIdentity& a, const sc::core::TokenIdentity& b) {
     return a.slot_description == b.slot_description && a.token_serial == b.token_serial &&
            a.token_label == b.token_label;
@@ -462,14 +466,10 @@ Status PinRefusal(const Status& status, const sc::auth::ProofOutcome& outcome) {
   using sc::core::HelperResult;
   switch (outcome.helper_result) {
     case HelperResult::kPinIncorrect:
-      if (outcome.token_flags & sc::auth::kFlagUserPinLocked) {
-        return Status(Code::kLocked, "wrong PIN: the PIN is now locked, contact your administrator");
-      }
-      if (outcome.token_flags & sc::auth::kFlagUserPinFinalTry) return Status(Code::kDenied, "wrong PIN, 1 try left");
-      if (outcome.token_flags & sc::auth::kFlagUserPinCountLow) return Status(Code::kDenied, "wrong PIN, few tries left");
-      return Status(Code::kDenied, "wrong PIN");
+      return Status(outcome.token_flags & sc::auth::kFlagUserPinLocked ? Code::kLocked : Code::kDenied,
+                    sc::auth::WrongPinText(outcome.token_flags));
     case HelperResult::kPinLocked:
-      return Status(Code::kLocked, "PIN locked: contact your administrator");
+      return Status(Code::kLocked, sc::auth::kPinLockedText);
     case HelperResult::kPinLenRange:
       return Status(Code::kDenied, "the card refused the PIN: " + status.message());
     default:
@@ -481,21 +481,19 @@ Status PinRefusal(const Status& status, const sc::auth::ProofOutcome& outcome) {
 // new one twice). Nothing reaches the card before every local check passed.
 int CmdPin(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log, sc::core::PinOperation operation) {
   bool change = operation == sc::core::PinOperation::kChange;
+  auto hash = HashOption(cli);
+  if (!hash.ok()) return Report(hash.status());
   auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
   if (!session.ok()) return Report(session.status());
-  auto chosen = TokenOf(cli, (*session)->identities());
+  auto chosen = TokenOf(*hash, (*session)->identities());
   if (!chosen.ok()) return Report(chosen.status());
   const sc::auth::CardIdentity& identity = **chosen;
   const sc::core::TokenIdentity& token = identity.token;
   if (token.token_flags & sc::auth::kFlagUserPinLocked) {
-    return Report(Status(Code::kLocked, "PIN locked: contact your administrator"));
+    return Report(Status(Code::kLocked, sc::auth::kPinLockedText));
   }
-  if (token.token_flags & sc::auth::kFlagUserPinFinalTry) {
-    std::cerr << "Warning: last PIN try before the card locks\n";
-  } else if (token.token_flags & sc::auth::kFlagUserPinCountLow) {
-    std::cerr << "Warning: few PIN tries left\n";
-  }
-  std::string limits = std::to_string(token.min_pin) + "-" + (token.max_pin ? std::to_string(token.max_pin) : "...");
+  if (std::string warning = sc::auth::TriesWarning(token.token_flags); !warning.empty()) std::cerr << warning << "\n";
+  std::string limits = sc::auth::PinLimitsText(token);
   sc::auth::ProofOutcome outcome;
   Status done;
   if (token.token_flags & sc::auth::kFlagProtectedAuthPath) {

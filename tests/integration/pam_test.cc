@@ -830,7 +830,7 @@ TEST_F(PamTest, ScAuthVerifyPin) {
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "123456", &out), 0) << out;
   EXPECT_NE(out.find("PIN verified for alice-rsa"), std::string::npos) << out;
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "000000", &out), 1) << out;
-  EXPECT_NE(out.find("sc_auth: wrong PIN"), std::string::npos) << out;
+  EXPECT_NE(out.find("sc_auth: Wrong PIN"), std::string::npos) << out;
   // Outside the token's limits (SoftHSM: 4..255): the card is not asked.
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "12", &out), 1) << out;
   EXPECT_NE(out.find("the card was not asked"), std::string::npos) << out;
@@ -857,7 +857,7 @@ TEST_F(PamTest, ScAuthChangePinThenLoginWithTheNewPin) {
   // Refused: a wrong current PIN (by the card), and before the card: new
   // PINs that differ, a new PIN equal to the current one, too short.
   EXPECT_EQ(RunScAuth(cmd, "111111\n222222\n222222", &out), 1) << out;
-  EXPECT_NE(out.find("sc_auth: wrong PIN"), std::string::npos) << out;
+  EXPECT_NE(out.find("sc_auth: Wrong PIN"), std::string::npos) << out;
   EXPECT_EQ(RunScAuth(cmd, "654321\n111111\n222222", &out), 1) << out;
   EXPECT_NE(out.find("the new PINs differ"), std::string::npos) << out;
   EXPECT_EQ(RunScAuth(cmd, "654321\n654321\n654321", &out), 1) << out;
@@ -1881,7 +1881,7 @@ TEST_F(PcscTest, ScAuthVerifyAndChangePinOnThePivCard) {
   Pair("alice", "ALICE_RSA_SPKI");
   std::string cmd = "--config " + config_.string(), out, status;
   EXPECT_EQ(RunScAuth(cmd + " verifypin", "111111", &out), 1) << out;
-  EXPECT_NE(out.find("sc_auth: wrong PIN"), std::string::npos) << out;
+  EXPECT_NE(out.find("sc_auth: Wrong PIN"), std::string::npos) << out;
   Lab("status", &status);
   EXPECT_NE(status.find("tries=2/3"), std::string::npos) << status;
   EXPECT_EQ(RunScAuth(cmd + " verifypin", "123456", &out), 0) << out;

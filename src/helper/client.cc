@@ -173,44 +173,34 @@ core::Result<core::ListReply> HelperClient::List(const core::ListRequest& reques
   return reply;
 }
 
-core::Result<core::SignReply> HelperClient::Sign(const core::SignRequest& request,
-                                                 core::Deadline deadline) {
-  core::Frame frame = core::Encode(request);  // wiped on destruction (zeroizing allocator)
-  auto reply_frame = Exchange(frame, deadline);
+// Call sends one request frame and decodes the one reply; a reply that does
+// not decode ends the helper. Frames are wiped when freed (zeroizing
+// allocator): they may hold a PIN or the bind password.
+template <typename Reply>
+core::Result<Reply> HelperClient::Call(const core::Frame& request, core::Deadline deadline,
+                                       core::Result<Reply> (*decode)(std::span<const std::uint8_t>)) {
+  auto reply_frame = Exchange(request, deadline);
   if (!reply_frame.ok()) return reply_frame.status();
-  auto reply = core::DecodeSignReply(*reply_frame);
+  auto reply = decode(*reply_frame);
   if (!reply.ok()) Kill();
   return reply;
 }
 
-
+core::Result<core::SignReply> HelperClient::Sign(const core::SignRequest& request, core::Deadline deadline) {
+  return Call(core::Encode(request), deadline, core::DecodeSignReply);
+}
 
 core::Result<core::PinReply> HelperClient::Pin(const core::PinRequest& request, core::Deadline deadline) {
-  core::Frame frame = core::Encode(request);  // wiped on destruction (zeroizing allocator)
-  auto reply_frame = Exchange(frame, deadline);
-  if (!reply_frame.ok()) return reply_frame.status();
-  auto reply = core::DecodePinReply(*reply_frame);
-  if (!reply.ok()) Kill();
-  return reply;
+  return Call(core::Encode(request), deadline, core::DecodePinReply);
 }
 
-core::Result<core::FetchReply> HelperClient::Fetch(const core::FetchRequest& request,
-                                                   core::Deadline deadline) {
-  auto reply_frame = Exchange(core::Encode(request), deadline);
-  if (!reply_frame.ok()) return reply_frame.status();
-  auto reply = core::DecodeFetchReply(*reply_frame);
-  if (!reply.ok()) Kill();
-  return reply;
+core::Result<core::FetchReply> HelperClient::Fetch(const core::FetchRequest& request, core::Deadline deadline) {
+  return Call(core::Encode(request), deadline, core::DecodeFetchReply);
 }
 
 core::Result<core::DirectoryReply> HelperClient::Search(const core::DirectoryRequest& request,
                                                        core::Deadline deadline) {
-  // The frame holds the bind password; Frame storage is wiped when freed.
-  auto reply_frame = Exchange(core::Encode(request), deadline);
-  if (!reply_frame.ok()) return reply_frame.status();
-  auto reply = core::DecodeDirectoryReply(*reply_frame);
-  if (!reply.ok()) Kill();
-  return reply;
+  return Call(core::Encode(request), deadline, core::DecodeDirectoryReply);
 }
 
 }  // namespace sc::helper

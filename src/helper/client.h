@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,9 @@ class HelperClient {
  private:
   HelperClient(pid_t pid, int pidfd, int sock) : pid_(pid), pidfd_(pidfd), sock_(sock) {}
   core::Result<core::Frame> Exchange(const core::Frame& request, core::Deadline deadline);
+  template <typename Reply>
+  core::Result<Reply> Call(const core::Frame& request, core::Deadline deadline,
+                           core::Result<Reply> (*decode)(std::span<const std::uint8_t>));
 
   pid_t pid_;
   int pidfd_;

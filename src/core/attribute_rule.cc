@@ -8,12 +8,119 @@
 #include <cstdint>
 #include <set>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "core/directory.h"
 #include "core/strings.h"
 
 namespace sc::core {
+
+namespace {
+
+// BracketEnd: the index of the ] that closes the bracket expression opened
+// at ere[open], or npos. A ] right after [ or [^ is literal; [:class:],
+// [=x=] and [.x.] hold a ] of their own.
+std::size_t BracketEnd(std::string_view ere, std::size_t open) {
+  std::size_t j = open + 1;
+  if (j < ere.size() && ere[j] == '^') ++j;
+  if (j < ere.size() && ere[j] == ']') ++j;
+  while (j < ere.size() && ere[j] != ']') {
+    if (ere[j] == '[' && j + 1 < ere.size() && (ere[j + 1] == ':' || ere[j + 1] == '=' || ere[j + 1] == '.')) {
+      std::size_t close = ere.find(std::string{ere[j + 1], ']'}, j + 2);
+      if (close == std::string_view::npos) return std::string_view::npos;
+      j = close + 2;
+    } else {
+      ++j;
+    }
+  }
+  return j < ere.size() ? j : std::string_view::npos;
+}
+
+// kMaxRegexWeight bounds what an expression may expand to. glibc's regcomp
+// copies the repeated part for every repetition operator ("a+" is "aa*",
+// "a{3,5}" five copies), so stacked or nested repetitions grow exponentially:
+// "O+++...+" with 100 pluses exhausts memory (found by attribute_rule_fuzz).
+inline constexpr double kMaxRegexWeight = 1000;
+
+// RegexWeight estimates the number of atoms regcomp builds for ere: atoms
+// count 1, a bracket expression 1, a group the sum of its alternatives, and
+// each repetition multiplies what it applies to (+ by 2, {m,n} by the larger
+// bound, * and ? by 1). Capped just above kMaxRegexWeight.
+double RegexWeight(std::string_view ere) {
+  struct Level {
+    double sum = 0;   // finished items and alternatives
+    double last = 0;  // the item a repetition would apply to
+  };
+  std::vector<Level> levels(1);
+  auto cap = [](double w) { return std::min(w, kMaxRegexWeight + 1); };
+  auto atom = [&](double w) {
+    Level& l = levels.back();
+    l.sum = cap(l.sum + l.last);
+    l.last = w;
+  };
+  auto repeat = [&](double factor) { levels.back().last = cap(levels.back().last * factor); };
+  for (std::size_t i = 0; i < ere.size(); ++i) {
+    char c = ere[i];
+    if (c == '\\') {
+      ++i;
+      atom(1);
+    } else if (c == '[') {
+      std::size_t end = BracketEnd(ere, i);
+      if (end == std::string_view::npos) return kMaxRegexWeight + 1;  // regcomp refuses it anyway
+      i = end;
+      atom(1);
+    } else if (c == '(') {
+      levels.emplace_back();
+    } else if (c == ')' && levels.size() > 1) {
+      Level inner = levels.back();
+      levels.pop_back();
+      atom(std::max(1.0, cap(inner.sum + inner.last)));
+    } else if (c == '|') {
+      Level& l = levels.back();
+      l.sum = cap(l.sum + l.last);
+      l.last = 0;
+    } else if (c == '+') {
+      repeat(2);
+    } else if (c == '*' || c == '?') {
+      repeat(1);
+    } else if (c == '{') {
+      // An interval {m}, {m,} or {m,n}; anything else is an ordinary atom.
+      std::size_t j = i + 1;
+      double low = 0, high = -1;
+      bool digits = false, comma = false;
+      for (; j < ere.size() && ere[j] != '}'; ++j) {
+        if (ere[j] >= '0' && ere[j] <= '9') {
+          double& bound = comma ? high : low;
+          bound = std::min((bound < 0 ? 0 : bound) * 10 + (ere[j] - '0'), kMaxRegexWeight + 1);
+          digits = true;
+        } else if (ere[j] == ',' && !comma) {
+          comma = true;
+        } else {
+          break;
+        }
+      }
+      if (j < ere.size() && ere[j] == '}' && digits) {
+        repeat(std::max({1.0, low + (comma && high < 0 ? 1 : 0), high}));
+        i = j;
+      } else {
+        atom(1);
+      }
+    } else {
+      atom(1);
+    }
+  }
+  while (levels.size() > 1) {  // unbalanced: regcomp refuses it anyway
+    Level inner = levels.back();
+    levels.pop_back();
+    atom(std::max(1.0, cap(inner.sum + inner.last)));
+  }
+  return cap(levels.back().sum + levels.back().last);
+}
+
+}  // namespace
 
 // CompiledRegex owns a regex_t and the locale it is compiled and run in.
 // The locale is fixed (C.UTF-8, else C) rather than the host process's:
@@ -37,6 +144,10 @@ class CompiledRegex {
       re->locale_ = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
     }
     if (re->locale_ == static_cast<locale_t>(0)) return InternalError("newlocale failed");
+    if (RegexWeight(pattern) > kMaxRegexWeight) {
+      return ConfigError("bad regular expression '" + pattern + "': too complex (its repetitions expand to more than " +
+                         std::to_string(static_cast<int>(kMaxRegexWeight)) + " atoms)");
+    }
     ScopedLocale in_locale(re->locale_);
     int rc = regcomp(&re->re_, pattern.c_str(), REG_EXTENDED);
     if (rc != 0) {
@@ -269,22 +380,9 @@ bool AnchoredAtBothEnds(std::string_view ere) {
       if (i + 1 == ere.size() - 1) return false;  // the final $ is escaped
       ++i;
     } else if (c == '[') {
-      // A bracket expression: ] right after [ or [^ is literal; [:class:],
-      // [=x=] and [.x.] hold a ] of their own.
-      std::size_t j = i + 1;
-      if (j < ere.size() && ere[j] == '^') ++j;
-      if (j < ere.size() && ere[j] == ']') ++j;
-      while (j < ere.size() && ere[j] != ']') {
-        if (ere[j] == '[' && j + 1 < ere.size() && (ere[j + 1] == ':' || ere[j + 1] == '=' || ere[j + 1] == '.')) {
-          std::size_t close = ere.find(std::string{ere[j + 1], ']'}, j + 2);
-          if (close == std::string_view::npos) return false;
-          j = close + 2;
-        } else {
-          ++j;
-        }
-      }
-      if (j >= ere.size()) return false;
-      i = j;
+      std::size_t end = BracketEnd(ere, i);
+      if (end == std::string_view::npos) return false;
+      i = end;
     } else if (c == '(') {
       ++depth;
     } else if (c == ')') {

@@ -1474,6 +1474,13 @@ TEST_F(RuleTest, UnanchoredCaptureIsTheAdministratorsChoiceAndIsWarnedAbout) {
   EXPECT_EQ(out.find("not anchored"), std::string::npos) << out;
 }
 
+TEST_F(RuleTest, ExpressionThatWouldExhaustMemoryIsServiceErr) {
+  // "O" with 100 stacked "+": glibc's regcomp would copy it 2^100 times.
+  Configure("VALID", "[attribute_mapping cn]\nfields = Common Name\nmatch = ^(O" + std::string(100, '+') +
+                         ")$\nattribute = name\n");
+  EXPECT_EQ(Login("valid"), PAM_SERVICE_ERR);
+}
+
 TEST_F(RuleTest, LdapRuleNeedsAnLdapSection) {
   Configure("VALID", "[attribute_mapping dir]\nfields = Common Name\nattribute = ldap:uid\n");
   EXPECT_EQ(Login("valid"), PAM_SERVICE_ERR);

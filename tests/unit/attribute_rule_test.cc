@@ -356,6 +356,24 @@ TEST(AttributeRuleTest, AnchoredOrGrouplessMatchIsNotWarnedAbout) {
   EXPECT_EQ(MustParse({{"fields", "Common Name"}, {"attribute", "name"}}).MatchWarning(), "");
 }
 
+// glibc's regcomp copies the repeated part for every repetition, so stacked
+// or nested repetitions would take memory exponentially (attribute_rule_fuzz
+// ran out of 2 GiB on "O+++...+"): such expressions are refused up front.
+TEST(AttributeRuleTest, ExpressionsThatExpandTooMuchAreRefused) {
+  for (std::string bad : {std::string("^O") + std::string(100, '+') + "$", std::string("a{1001}"),
+                          std::string("((a{11}){11}){11}"), std::string("(((((((((((a+)+)+)+)+)+)+)+)+)+)+)")}) {
+    ExpectConfigError({{"fields", "Common Name"}, {"attribute", "name"}, {"match", bad}}, "too complex");
+    ExpectConfigError({{"fields", "Common Name"}, {"attribute", "name"}, {"issuer", bad}}, "too complex");
+  }
+}
+
+TEST(AttributeRuleTest, OrdinaryExpressionsAreNotTooComplex) {
+  for (const char* good : {"^([^@]+)@example\\.test$", "^CN=([a-z]+),O=.*$", "^[0-9]{1,64}$", "((a{10}){10}){10}",
+                           "^(a|b|c)+x?y*$", "^([[:alnum:]._-]{1,32})@EXAMPLE\\.TEST$", "a{,5}", "(a+)+(b+)+(c+)+"}) {
+    EXPECT_NO_THROW(MustParse({{"fields", "Common Name"}, {"attribute", "name"}, {"match", good}})) << good;
+  }
+}
+
 TEST(AttributeRuleTest, UnsetOrEmptyCaptureDoesNotApply) {
   ExpectNotApplies({{"fields", "Common Name"}, {"attribute", "name"}, {"match", "^(x)?alice$"}},
                    "capture group 1");

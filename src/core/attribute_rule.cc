@@ -39,53 +39,101 @@ std::size_t BracketEnd(std::string_view ere, std::size_t open) {
   return j < ere.size() ? j : std::string_view::npos;
 }
 
-// kMaxRegexWeight bounds what an expression may expand to. glibc's regcomp
-// copies the repeated part for every repetition operator ("a+" is "aa*",
-// "a{3,5}" five copies), so stacked or nested repetitions grow exponentially:
-// "O+++...+" with 100 pluses exhausts memory (found by attribute_rule_fuzz).
+// RegexProblem checks an expression's shape before glibc's regcomp sees it,
+// because regcomp's time and memory are not bounded by the expression's
+// length (attribute_rule_fuzz found each of these):
+//  - it copies the repeated part for every repetition operator ("a+" is
+//    "aa*", "a{3,5}" five copies), so stacked or nested repetitions grow
+//    exponentially ("O+++...+" with 100 pluses exhausts memory);
+//  - repeating something that can match the empty string makes its epsilon
+//    closures explode ("(()*){1000}" takes 25 s, "(a|()){500}" 45 s);
+//  - back-references make matching exponential in the text.
+// So an expression is refused when it has a back-reference, stacks
+// repetition operators (undefined in POSIX), repeats something that can match
+// the empty string, nests groups deeper than kMaxRegexDepth, or expands to
+// more than kMaxRegexWeight nodes: atoms, anchors, bracket expressions and
+// groups count 1, alternatives add up, "+" counts twice what it repeats and
+// {m,n} the larger bound times, through nested groups. "" when none applies.
 inline constexpr double kMaxRegexWeight = 1000;
+inline constexpr std::size_t kMaxRegexDepth = 16;
 
-// RegexWeight estimates the number of atoms regcomp builds for ere: atoms
-// count 1, a bracket expression 1, a group the sum of its alternatives, and
-// each repetition multiplies what it applies to (+ by 2, {m,n} by the larger
-// bound, * and ? by 1). Capped just above kMaxRegexWeight.
-double RegexWeight(std::string_view ere) {
+std::string RegexProblem(std::string_view ere) {
   struct Level {
-    double sum = 0;   // finished items and alternatives
-    double last = 0;  // the item a repetition would apply to
+    double sum = 0;               // finished items and alternatives
+    double last = 0;              // the item a repetition would apply to
+    bool have_last = false;       //
+    bool last_nullable = false;   // the last item can match the empty string
+    bool last_repeated = false;   // the last item already is a repetition
+    bool branch_nullable = true;  // every finished item of this alternative can
+    bool any_branch_nullable = false;
   };
   std::vector<Level> levels(1);
   auto cap = [](double w) { return std::min(w, kMaxRegexWeight + 1); };
-  auto atom = [&](double w) {
-    Level& l = levels.back();
+  auto finish_item = [&](Level& l) {
+    if (!l.have_last) return;
     l.sum = cap(l.sum + l.last);
-    l.last = w;
+    l.branch_nullable = l.branch_nullable && l.last_nullable;
+    l.have_last = false;
   };
-  auto repeat = [&](double factor) { levels.back().last = cap(levels.back().last * factor); };
+  auto atom = [&](double w, bool nullable) {
+    Level& l = levels.back();
+    finish_item(l);
+    l.last = w;
+    l.have_last = true;
+    l.last_nullable = nullable;
+    l.last_repeated = false;
+  };
+  auto close_group = [&] {
+    Level inner = levels.back();
+    levels.pop_back();
+    finish_item(inner);
+    atom(cap(inner.sum + 1), inner.branch_nullable || inner.any_branch_nullable);
+  };
+  // repeat applies a repetition to the last item; "" or the problem.
+  auto repeat = [&](double factor, bool may_be_empty) -> std::string {
+    Level& l = levels.back();
+    if (!l.have_last) return "";  // nothing to repeat: regcomp refuses it
+    if (l.last_repeated) return "stacked repetition operators (as in a** or a+?), which POSIX leaves undefined";
+    if (l.last_nullable) {
+      return "a repetition of something that can match the empty string (as in (a*)+ or (a|)*), "
+             "which the C library compiles in exponential time";
+    }
+    l.last = cap(l.last * factor + 1);
+    l.last_nullable = may_be_empty;
+    l.last_repeated = true;
+    return "";
+  };
   for (std::size_t i = 0; i < ere.size(); ++i) {
     char c = ere[i];
+    std::string problem;
     if (c == '\\') {
+      char next = i + 1 < ere.size() ? ere[i + 1] : '\0';
+      if (next >= '1' && next <= '9') return "a back-reference (\\" + std::string(1, next) + "), which is not supported";
       ++i;
-      atom(1);
+      // GNU's word and buffer anchors match the empty string.
+      atom(1, next == 'b' || next == 'B' || next == '<' || next == '>' || next == '`' || next == '\'');
     } else if (c == '[') {
       std::size_t end = BracketEnd(ere, i);
-      if (end == std::string_view::npos) return kMaxRegexWeight + 1;  // regcomp refuses it anyway
+      if (end == std::string_view::npos) return "";  // regcomp refuses it
       i = end;
-      atom(1);
+      atom(1, false);
     } else if (c == '(') {
+      if (levels.size() > kMaxRegexDepth) return "groups nested deeper than " + std::to_string(kMaxRegexDepth);
       levels.emplace_back();
     } else if (c == ')' && levels.size() > 1) {
-      Level inner = levels.back();
-      levels.pop_back();
-      atom(std::max(1.0, cap(inner.sum + inner.last)));
+      close_group();
     } else if (c == '|') {
       Level& l = levels.back();
-      l.sum = cap(l.sum + l.last);
-      l.last = 0;
+      finish_item(l);
+      l.any_branch_nullable = l.any_branch_nullable || l.branch_nullable;
+      l.branch_nullable = true;
+      l.sum = cap(l.sum + 1);
+    } else if (c == '^' || c == '$') {
+      atom(1, true);
     } else if (c == '+') {
-      repeat(2);
+      problem = repeat(2, false);
     } else if (c == '*' || c == '?') {
-      repeat(1);
+      problem = repeat(1, true);
     } else if (c == '{') {
       // An interval {m}, {m,} or {m,n}; anything else is an ordinary atom.
       std::size_t j = i + 1;
@@ -103,21 +151,22 @@ double RegexWeight(std::string_view ere) {
         }
       }
       if (j < ere.size() && ere[j] == '}' && digits) {
-        repeat(std::max({1.0, low + (comma && high < 0 ? 1 : 0), high}));
+        problem = repeat(std::max({1.0, low + (comma && high < 0 ? 1 : 0), high}), low == 0);
         i = j;
       } else {
-        atom(1);
+        atom(1, false);
       }
     } else {
-      atom(1);
+      atom(1, false);
     }
+    if (!problem.empty()) return problem;
   }
-  while (levels.size() > 1) {  // unbalanced: regcomp refuses it anyway
-    Level inner = levels.back();
-    levels.pop_back();
-    atom(std::max(1.0, cap(inner.sum + inner.last)));
+  while (levels.size() > 1) close_group();  // unbalanced: regcomp refuses it anyway
+  finish_item(levels.back());
+  if (levels.back().sum > kMaxRegexWeight) {
+    return "its repetitions expand to more than " + std::to_string(static_cast<int>(kMaxRegexWeight)) + " nodes";
   }
-  return cap(levels.back().sum + levels.back().last);
+  return "";
 }
 
 }  // namespace
@@ -144,9 +193,8 @@ class CompiledRegex {
       re->locale_ = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
     }
     if (re->locale_ == static_cast<locale_t>(0)) return InternalError("newlocale failed");
-    if (RegexWeight(pattern) > kMaxRegexWeight) {
-      return ConfigError("bad regular expression '" + pattern + "': too complex (its repetitions expand to more than " +
-                         std::to_string(static_cast<int>(kMaxRegexWeight)) + " atoms)");
+    if (std::string problem = RegexProblem(pattern); !problem.empty()) {
+      return ConfigError("bad regular expression '" + pattern + "': too complex: " + problem);
     }
     ScopedLocale in_locale(re->locale_);
     int rc = regcomp(&re->re_, pattern.c_str(), REG_EXTENDED);

@@ -54,7 +54,7 @@ std::size_t BracketEnd(std::string_view ere, std::size_t open) {
 // more than kMaxRegexWeight nodes: atoms, anchors, bracket expressions and
 // groups count 1, alternatives add up, "+" counts twice what it repeats and
 // {m,n} the larger bound times, through nested groups. "" when none applies.
-inline constexpr double kMaxRegexWeight = 1000;
+inline constexpr double kMaxRegexWeight = 256;
 inline constexpr std::size_t kMaxRegexDepth = 16;
 
 std::string RegexProblem(std::string_view ere) {
@@ -463,6 +463,9 @@ RuleOutcome AttributeRule::Apply(const FieldLookup& lookup, std::string_view iss
   if (issuer_re_) {
     std::string reason = UnsafeTextReason(issuer_dn);
     if (!reason.empty()) return refuse("issuer DN " + reason);
+    if (issuer_dn.size() > kMaxMatchedTextBytes) {
+      return refuse("issuer DN longer than " + std::to_string(kMaxMatchedTextBytes) + " bytes, the most issuer = runs on");
+    }
     std::string dn(issuer_dn);
     std::array<regmatch_t, 1> m{};
     if (!issuer_re_->Exec(dn, m)) return refuse("issuer '" + dn + "' does not match issuer = " + issuer_);
@@ -498,6 +501,9 @@ RuleOutcome AttributeRule::Apply(const FieldLookup& lookup, std::string_view iss
   if (format_ != "$1") out.trace.push_back(Label() + "format = " + format_ + " gives '" + formatted + "'");
   std::string result = formatted;
   if (match_re_) {
+    if (formatted.size() > kMaxMatchedTextBytes) {
+      return refuse("formatted value longer than " + std::to_string(kMaxMatchedTextBytes) + " bytes, the most match = runs on");
+    }
     std::array<regmatch_t, 2> m{};
     if (!match_re_->Exec(formatted, m)) {
       return refuse("'" + formatted + "' does not match match = " + match_);

@@ -64,8 +64,13 @@ bool IsAttributeFieldName(std::string_view name);
 // surrogates and code points above U+10FFFF are invalid).
 std::string UnsafeTextReason(std::string_view s);
 
-// kMaxMappedValueBytes bounds a formatted value (and so what a regex runs on).
+// kMaxMappedValueBytes bounds a formatted value.
 inline constexpr std::size_t kMaxMappedValueBytes = 8192;
+
+// kMaxMatchedTextBytes bounds the text a regular expression runs on (the
+// formatted value for `match`, the issuer DN for `issuer`): glibc's regexec
+// takes time that grows with the square of the text for some expressions.
+inline constexpr std::size_t kMaxMatchedTextBytes = 1024;
 
 // MappedAttribute says what the result of a rule is compared with.
 enum class MappedAttribute {

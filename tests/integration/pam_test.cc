@@ -1485,6 +1485,24 @@ TEST_F(RuleTest, ExpressionThatRegcompCannotBoundIsServiceErr) {
   }
 }
 
+TEST_F(RuleTest, ExpressionsRunOnAtMost1024Bytes) {
+  // format repeats "valid" (5 bytes): 204 times is 1020 bytes and maps,
+  // 205 times is 1025 bytes, past what match runs on, and maps nobody.
+  auto rule = [](int copies) {
+    std::string format;
+    for (int i = 0; i < copies; ++i) format += "$1";
+    return "[attribute_mapping cn]\nfields = Common Name\nformat = " + format +
+           "\nmatch = ^(valid)(valid)*$\nattribute = name\n";
+  };
+  Configure("VALID", rule(204));
+  EXPECT_EQ(Login("valid"), PAM_SUCCESS);
+  Configure("VALID", rule(205));
+  EXPECT_EQ(Login("valid"), PAM_AUTH_ERR);
+  std::string out;
+  RunScAuth("--config " + config_.string() + " explain -u valid", "", &out);
+  EXPECT_NE(out.find("formatted value longer than 1024 bytes, the most match = runs on"), std::string::npos) << out;
+}
+
 TEST_F(RuleTest, LdapRuleNeedsAnLdapSection) {
   Configure("VALID", "[attribute_mapping dir]\nfields = Common Name\nattribute = ldap:uid\n");
   EXPECT_EQ(Login("valid"), PAM_SERVICE_ERR);

@@ -18,6 +18,12 @@
 
 namespace sc::helper {
 
+// kRoleVariable, set to kDirectoryRole in the environment of a helper the
+// module spawns for the directory: that helper never serves the card, and
+// readies libldap as soon as it starts.
+inline constexpr char kRoleVariable[] = "SC_HELPER_ROLE";
+inline constexpr char kDirectoryRole[] = "directory";
+
 // The environment every helper gets besides module_env.
 inline constexpr const char* kBaseEnvironment[] = {
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -37,6 +37,12 @@ core::DirectoryReply Fail(std::string message) {
 
 }  // namespace
 
+void PrepareDirectory() {
+  // Any libldap call runs its one-time initialisation; this one has no effect.
+  int version = 0;
+  ldap_get_option(nullptr, LDAP_OPT_PROTOCOL_VERSION, &version);
+}
+
 core::DirectoryReply SearchDirectory(const core::DirectoryRequest& request) {
   LDAP* raw = nullptr;
   int rc = ldap_initialize(&raw, request.uris.c_str());

@@ -7,10 +7,13 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 
 #include "core/channel.h"
 #include "core/protocol.h"
+#include "helper/client.h"
 #include "helper/directory.h"
 #include "helper/fetch.h"
 #include "pcsc/presence.h"
@@ -26,12 +29,14 @@ bool Send(const sc::core::Frame& frame) {
   return sc::core::SendFrame(kChannelFd, frame, std::nullopt).ok();
 }
 
-int Serve() {
+// Serve answers requests until the module closes the socket. A helper serves
+// either the card (list/sign/PIN/fetch) or the directory: directory answers
+// choose users, so they never come from a process that has loaded vendor
+// PKCS#11 code. A helper spawned for the directory (directory_role) is on the
+// directory side from the start; any other is on it once it has searched.
+int Serve(bool directory_role) {
   std::unique_ptr<sc::pkcs11::Pkcs11> p11;
-  // A helper serves either the card (list/sign/fetch) or the directory:
-  // directory answers choose users, so they never come from a process that
-  // has loaded vendor PKCS#11 code.
-  bool served_directory = false;
+  bool served_directory = directory_role;
   for (;;) {
     auto frame = sc::core::ReceiveFrame(kChannelFd, std::nullopt);
     if (!frame.ok()) return 0;  // parent closed: done
@@ -130,5 +135,9 @@ int main() {
   setrlimit(RLIMIT_CORE, &no_core);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
-  return Serve();
+  const char* role = getenv(sc::helper::kRoleVariable);
+  bool directory_role = role != nullptr && std::string_view(role) == sc::helper::kDirectoryRole;
+  // While the module reads the card, so that the search does not wait for it.
+  if (directory_role) sc::helper::PrepareDirectory();
+  return Serve(directory_role);
 }

@@ -33,6 +33,9 @@
 
 #include <gtest/gtest.h>
 
+#include "core/protocol.h"
+#include "helper/client.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -1506,6 +1509,54 @@ TEST_F(RuleTest, ExpressionsRunOnAtMost1024Bytes) {
 TEST_F(RuleTest, LdapRuleNeedsAnLdapSection) {
   Configure("VALID", "[attribute_mapping dir]\nfields = Common Name\nattribute = ldap:uid\n");
   EXPECT_EQ(Login("valid"), PAM_SERVICE_ERR);
+}
+
+// --- the helper's two sides ------------------------------------------------------
+
+// A helper serves the card or the directory, never both: directory answers
+// choose users, so they never come from a process that has loaded vendor
+// PKCS#11 code. The module spawns its directory helper with
+// SC_HELPER_ROLE=directory, and that helper refuses the card from the start.
+sc::core::ListRequest SoftHsmListRequest() {
+  sc::core::ListRequest list;
+  list.module = Fx("SOFTHSM_MODULE");
+  list.pcsc_check = false;
+  return list;
+}
+
+sc::core::Deadline InSeconds(int seconds) { return sc::core::Clock::now() + std::chrono::seconds(seconds); }
+
+TEST(HelperSidesTest, DirectoryHelperRefusesTheCard) {
+  auto helper = sc::helper::HelperClient::Spawn(
+      g_build + "/sc-helper",
+      {{sc::helper::kRoleVariable, sc::helper::kDirectoryRole}, {"SOFTHSM2_CONF", Fx("ALICE_RSA_CONF")}});
+  ASSERT_TRUE(helper.ok()) << helper.status().message();
+  auto reply = (*helper)->List(SoftHsmListRequest(), InSeconds(10), [] {});
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(reply->result, sc::core::HelperResult::kBadRequest);
+  EXPECT_EQ(reply->message, "list requested from a directory helper");
+  EXPECT_TRUE(reply->identities.empty());
+}
+
+TEST(HelperSidesTest, CardHelperRefusesTheDirectory) {
+  auto helper = sc::helper::HelperClient::Spawn(g_build + "/sc-helper", {{"SOFTHSM2_CONF", Fx("ALICE_RSA_CONF")}});
+  ASSERT_TRUE(helper.ok()) << helper.status().message();
+  auto listed = (*helper)->List(SoftHsmListRequest(), InSeconds(10), [] {});
+  ASSERT_TRUE(listed.ok()) << listed.status().message();
+  ASSERT_EQ(listed->result, sc::core::HelperResult::kOk) << listed->message;
+  ASSERT_FALSE(listed->identities.empty());
+  sc::core::DirectoryRequest search;
+  search.uris = "ldap://127.0.0.1:18389/";
+  search.base = "dc=example,dc=test";
+  search.filter = "(uid=alice)";
+  search.attribute = "uid";
+  search.timeout_seconds = 5;
+  search.size_limit = sc::core::kMaxDirectoryEntries;
+  auto answer = (*helper)->Search(search, InSeconds(10));
+  ASSERT_TRUE(answer.ok()) << answer.status().message();
+  EXPECT_FALSE(answer->ok);
+  EXPECT_TRUE(answer->entries.empty());
+  EXPECT_EQ(answer->message, "directory search refused: this helper has loaded a PKCS#11 module");
 }
 
 // --- directory mapping ([ldap], attribute = ldap:ATTRIBUTE) ----------------------

@@ -16,7 +16,7 @@ namespace sc::crypto {
 inline constexpr std::size_t kChallengeBytes = 32;
 
 // RandomChallenge returns n bytes from the kernel CSPRNG, getrandom(2)
-// (kInternal on failure).
+// (kInternal on failure): the login's challenge and the OCSP nonce.
 core::Result<std::vector<std::uint8_t>> RandomChallenge(std::size_t n = kChallengeBytes);
 
 struct SigningPlan {

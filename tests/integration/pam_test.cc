@@ -1288,6 +1288,81 @@ TEST_F(OcspTest, CachedAnswerCoversAnUnreachableResponder) {
   EXPECT_NE(out.find("Connection refused; cached answer used"), std::string::npos) << out;
 }
 
+// ServeRecordedAnswer answers up to `connections` OCSP requests on the
+// responder's port with the same recorded response, whatever was asked:
+// what an attacker who recorded an earlier answer can replay. Gives up after
+// 5 s without a connection.
+void ServeRecordedAnswer(int listen_fd, const std::string& der, int connections) {
+  for (int served = 0; served < connections; ++served) {
+    struct pollfd p {listen_fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return;
+    int c = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    std::string request;
+    char buf[4096];
+    std::size_t body_at = std::string::npos, length = 0;
+    while (body_at == std::string::npos || request.size() < body_at + length) {
+      struct pollfd q {c, POLLIN, 0};
+      if (poll(&q, 1, 5000) != 1) break;
+      ssize_t n = read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      request.append(buf, static_cast<std::size_t>(n));
+      if (body_at == std::string::npos && (body_at = request.find("\r\n\r\n")) != std::string::npos) {
+        body_at += 4;
+        std::size_t h = request.find("ontent-Length:");  // Content-Length or content-length
+        if (h == std::string::npos) h = request.find("ontent-length:");
+        if (h != std::string::npos) length = std::strtoul(request.c_str() + h + 14, nullptr, 10);
+      }
+    }
+    std::string reply = "HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\nContent-Length: " +
+                        std::to_string(der.size()) + "\r\n\r\n" + der;
+    for (std::size_t off = 0; off < reply.size();) {
+      ssize_t n = write(c, reply.data() + off, reply.size() - off);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    close(c);
+  }
+}
+
+TEST_F(OcspTest, ReplayedAnswerIsRefused) {
+  {
+    auto responder = StartResponder(Fx("TRUST_CA_INDEX"));
+    Configure("VALID_AIA", "hard-revocation");
+    ASSERT_EQ(Login(), PAM_SUCCESS);  // the genuine answer is cached
+  }
+  // The cached file is a genuine answer: signed by the responder, fresh, for
+  // this certificate; only its nonce is the earlier request's.
+  std::string recorded;
+  for (const auto& entry : fs::directory_iterator(dir_ / "cache")) {
+    if (entry.path().filename().string().rfind("ocsp-", 0) == 0) recorded = ReadFile(entry.path());
+  }
+  ASSERT_FALSE(recorded.empty());
+  fs::remove_all(dir_ / "cache");
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(kOcspPort);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  std::thread replayer(ServeRecordedAnswer, fd, recorded, 2);
+  const int logins = MockLogins();
+  EXPECT_EQ(Login(), PAM_AUTH_ERR);
+  EXPECT_EQ(MockLogins(), logins);  // refused before the PIN reached the card
+  std::string out = Identities();
+  replayer.join();
+  close(fd);
+  EXPECT_NE(out.find("OCSP response nonce missing or wrong (replay?)"), std::string::npos) << out;
+  if (fs::exists(dir_ / "cache")) {
+    for (const auto& entry : fs::directory_iterator(dir_ / "cache")) {
+      EXPECT_NE(entry.path().filename().string().rfind("ocsp-", 0), 0u) << "a replayed answer was cached";
+    }
+  }
+}
+
 TEST_F(OcspTest, ExpiredAnswerWithinAndBeyondRevocationGrace) {
   // The responder lives two hours in the past: its answers expired 90
   // minutes ago (valid 30 minutes from "its" now).

@@ -1249,8 +1249,8 @@ TEST_F(OcspTest, UnknownAnswerFailsHardPassesSoft) {
   EXPECT_EQ(Login(), PAM_SUCCESS);
 }
 
-TEST_F(OcspTest, ResponderThatNeverAnswersIsBoundedByTimeout) {
-  // Listens, never accepts: connects succeed, answers never come.
+// ListenOnResponderPort: a socket listening on 127.0.0.1:kOcspPort, or -1.
+int ListenOnResponderPort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -1258,8 +1258,17 @@ TEST_F(OcspTest, ResponderThatNeverAnswersIsBoundedByTimeout) {
   a.sin_family = AF_INET;
   a.sin_port = htons(kOcspPort);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(fd, 16), 0);
+  if (fd < 0 || bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a) != 0 || listen(fd, 16) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(OcspTest, ResponderThatNeverAnswersIsBoundedByTimeout) {
+  // Listens, never accepts: connects succeed, answers never come.
+  int fd = ListenOnResponderPort();
+  ASSERT_GE(fd, 0);
   Configure("VALID_AIA", "hard-revocation");
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(Login(), PAM_AUTH_ERR);
@@ -1339,15 +1348,8 @@ TEST_F(OcspTest, ReplayedAnswerIsRefused) {
   }
   ASSERT_FALSE(recorded.empty());
   fs::remove_all(dir_ / "cache");
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a {};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(kOcspPort);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(fd, 16), 0);
+  int fd = ListenOnResponderPort();
+  ASSERT_GE(fd, 0);
   std::thread replayer(ServeRecordedAnswer, fd, recorded, 2);
   const int logins = MockLogins();
   EXPECT_EQ(Login(), PAM_AUTH_ERR);

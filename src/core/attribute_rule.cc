@@ -108,7 +108,9 @@ std::string RegexProblem(std::string_view ere) {
     std::string problem;
     if (c == '\\') {
       char next = i + 1 < ere.size() ? ere[i + 1] : '\0';
-      if (next >= '1' && next <= '9') return "a back-reference (\\" + std::string(1, next) + "), which is not supported";
+      if (next >= '1' && next <= '9') {
+        return "a back-reference (\\" + std::string(1, next) + "), which is not supported";
+      }
       ++i;
       // GNU's word and buffer anchors match the empty string.
       atom(1, next == 'b' || next == 'B' || next == '<' || next == '>' || next == '`' || next == '\'');
@@ -464,7 +466,8 @@ RuleOutcome AttributeRule::Apply(const FieldLookup& lookup, std::string_view iss
     std::string reason = UnsafeTextReason(issuer_dn);
     if (!reason.empty()) return refuse("issuer DN " + reason);
     if (issuer_dn.size() > kMaxMatchedTextBytes) {
-      return refuse("issuer DN longer than " + std::to_string(kMaxMatchedTextBytes) + " bytes, the most issuer = runs on");
+      return refuse("issuer DN longer than " + std::to_string(kMaxMatchedTextBytes) +
+                    " bytes, the most issuer = runs on");
     }
     std::string dn(issuer_dn);
     std::array<regmatch_t, 1> m{};
@@ -502,7 +505,8 @@ RuleOutcome AttributeRule::Apply(const FieldLookup& lookup, std::string_view iss
   std::string result = formatted;
   if (match_re_) {
     if (formatted.size() > kMaxMatchedTextBytes) {
-      return refuse("formatted value longer than " + std::to_string(kMaxMatchedTextBytes) + " bytes, the most match = runs on");
+      return refuse("formatted value longer than " + std::to_string(kMaxMatchedTextBytes) +
+                    " bytes, the most match = runs on");
     }
     std::array<regmatch_t, 2> m{};
     if (!match_re_->Exec(formatted, m)) {

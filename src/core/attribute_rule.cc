@@ -187,17 +187,18 @@ class CompiledRegex {
   CompiledRegex(const CompiledRegex&) = delete;
   CompiledRegex& operator=(const CompiledRegex&) = delete;
 
-  // Compile returns the compiled ERE, or kConfig with regerror's text.
+  // Compile returns the compiled ERE, or kConfig with regerror's text (or
+  // RegexProblem's, checked before regcomp runs).
   static Result<std::shared_ptr<const CompiledRegex>> Compile(const std::string& pattern) {
+    if (std::string problem = RegexProblem(pattern); !problem.empty()) {
+      return ConfigError("bad regular expression '" + pattern + "': too complex: " + problem);
+    }
     auto re = std::make_shared<CompiledRegex>();
     re->locale_ = newlocale(LC_ALL_MASK, "C.UTF-8", static_cast<locale_t>(0));
     if (re->locale_ == static_cast<locale_t>(0)) {
       re->locale_ = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
     }
     if (re->locale_ == static_cast<locale_t>(0)) return InternalError("newlocale failed");
-    if (std::string problem = RegexProblem(pattern); !problem.empty()) {
-      return ConfigError("bad regular expression '" + pattern + "': too complex: " + problem);
-    }
     ScopedLocale in_locale(re->locale_);
     int rc = regcomp(&re->re_, pattern.c_str(), REG_EXTENDED);
     if (rc != 0) {

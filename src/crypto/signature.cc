@@ -96,8 +96,8 @@ core::Result<std::vector<std::uint8_t>> RandomChallenge(std::size_t n) {
   // The kernel's CSPRNG, which also seeds OpenSSL's DRBG: reading it
   // directly spares each login the DRBG's set-up (about 3 M instructions),
   // since nothing else on the login path needs OpenSSL's RNG (the OCSP
-  // nonce comes from here too). Like OpenSSL's
-  // seeding, it waits only while the kernel pool is not yet initialised.
+  // nonce comes from here too). Like OpenSSL's seeding, it waits only while
+  // the kernel pool is not yet initialised.
   std::vector<std::uint8_t> out(n);
   std::size_t done = 0;
   while (done < n) {

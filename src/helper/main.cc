@@ -36,7 +36,7 @@ bool Send(const sc::core::Frame& frame) {
 // directory side from the start; any other is on it once it has searched.
 int Serve(bool directory_role) {
   std::unique_ptr<sc::pkcs11::Pkcs11> p11;
-  bool served_directory = directory_role;
+  bool directory_side = directory_role;
   for (;;) {
     auto frame = sc::core::ReceiveFrame(kChannelFd, std::nullopt);
     if (!frame.ok()) return 0;  // parent closed: done
@@ -46,7 +46,7 @@ int Serve(bool directory_role) {
       sc::core::ListReply reply;
       auto request = sc::core::DecodeListRequest(*frame);
       if (!request.ok()) return 2;
-      if (p11 || served_directory) {
+      if (p11 || directory_side) {
         reply.result = HelperResult::kBadRequest;
         reply.message = p11 ? "list requested twice" : "list requested from a directory helper";
         return Send(Encode(reply)) ? 0 : 1;
@@ -115,7 +115,7 @@ int Serve(bool directory_role) {
       if (p11) {
         reply.message = "directory search refused: this helper has loaded a PKCS#11 module";
       } else {
-        served_directory = true;
+        directory_side = true;
         reply = sc::helper::SearchDirectory(*request);
       }
       request->bind_password.Wipe();

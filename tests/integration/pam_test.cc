@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <thread>
 #include <cstdio>
@@ -1318,9 +1319,10 @@ void ServeRecordedAnswer(int listen_fd, const std::string& der, int connections)
       request.append(buf, static_cast<std::size_t>(n));
       if (body_at == std::string::npos && (body_at = request.find("\r\n\r\n")) != std::string::npos) {
         body_at += 4;
-        std::size_t h = request.find("ontent-Length:");  // Content-Length or content-length
-        if (h == std::string::npos) h = request.find("ontent-length:");
-        if (h != std::string::npos) length = std::strtoul(request.c_str() + h + 14, nullptr, 10);
+        std::string head = request.substr(0, body_at);
+        std::transform(head.begin(), head.end(), head.begin(), [](unsigned char ch) { return std::tolower(ch); });
+        std::size_t h = head.find("content-length:");
+        if (h != std::string::npos) length = std::strtoul(head.c_str() + h + 15, nullptr, 10);
       }
     }
     std::string reply = "HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\nContent-Length: " +

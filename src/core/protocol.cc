@@ -72,6 +72,13 @@ class Reader {
     auto b = Bytes(max);
     return std::vector<std::uint8_t>(b.begin(), b.end());
   }
+  // Secret reads a PIN or password straight into SecretBytes (no plain copy).
+  SecretBytes Secret(std::uint32_t max) {
+    auto b = Bytes(max);
+    SecretBytes out;
+    out.Assign(b.data(), b.size());
+    return out;
+  }
   std::uint32_t Count(std::uint32_t max) {
     std::uint32_t n = U32();
     if (n > max) ok_ = false;
@@ -281,8 +288,7 @@ Result<DirectoryRequest> DecodeDirectoryRequest(std::span<const std::uint8_t> pa
   m.uris = r.Str();
   m.base = r.Str();
   m.bind_dn = r.Str();
-  auto password = r.Bytes(kMaxPinBytes);
-  m.bind_password.Assign(password.data(), password.size());
+  m.bind_password = r.Secret(kMaxPinBytes);
   m.starttls = r.Bool();
   m.tls_ca_file = r.Str();
   m.filter = r.Str();
@@ -374,8 +380,7 @@ Result<SignRequest> DecodeSignRequest(std::span<const std::uint8_t> payload) {
   SignRequest m;
   m.id = r.U32();
   m.protected_path = r.Bool();
-  auto pin = r.Bytes(kMaxPinBytes);
-  m.pin.Assign(pin.data(), pin.size());
+  m.pin = r.Secret(kMaxPinBytes);
   m.mechanism = r.U64();
   m.data = r.Vec(4096);
   if (!r.ok() || !r.AtEnd()) return Malformed("sign request");
@@ -406,10 +411,8 @@ Result<PinRequest> DecodePinRequest(std::span<const std::uint8_t> payload) {
   }
   m.operation = static_cast<PinOperation>(operation);
   m.protected_path = r.Bool();
-  auto pin = r.Bytes(kMaxPinBytes);
-  m.pin.Assign(pin.data(), pin.size());
-  auto new_pin = r.Bytes(kMaxPinBytes);
-  m.new_pin.Assign(new_pin.data(), new_pin.size());
+  m.pin = r.Secret(kMaxPinBytes);
+  m.new_pin = r.Secret(kMaxPinBytes);
   if (!r.ok() || !r.AtEnd()) return Malformed("PIN request");
   return m;
 }

@@ -8,6 +8,7 @@ SC_PACKAGES=(
   clang libclang-rt-14-dev
   pcscd vsmartcard-vpcd faketime
   libldap-dev slapd ldap-utils
+  iproute2 util-linux
 )
 
 sc_install_missing() {

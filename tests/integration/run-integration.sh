@@ -1,5 +1,6 @@
 #!/bin/bash
-# Runs the integration tests: builds the test fixtures (CA, SoftHSM2 cards),
+# Runs the integration tests, in a private mount and network namespace
+# (tests/private-ns.sh): builds the test fixtures (CA, SoftHSM2 cards),
 # gives the made-up users alice, bob, carol, dave and nologin to the test
 # process through nss_wrapper (the machine's /etc is not touched), then runs
 # tests/integration/pam_tests, which drives real libpam.
@@ -18,6 +19,12 @@ fi
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: the module requires root-owned config files; run as root"
   exit 77
+fi
+# Everything below runs in a private mount and network namespace: the lab's
+# pcscd, slapd and the OCSP responders never meet a system pcscd or another
+# test run, whatever runs on this machine.
+if [ "${SC_PRIVATE_NS:-}" != 1 ]; then
+  exec bash "$src/tests/private-ns.sh" bash "$0" "$@"
 fi
 
 bash "$src/tests/fixtures/make-fixtures.sh" "$work/fixtures" >"$work/fixtures.log" 2>&1 || {

@@ -9,8 +9,11 @@
 #   sc_vpiv_stop; sc_pcscd_stop
 #
 # pcscd's socket path is fixed (/run/pcscd/pcscd.comm), so there can be one
-# pcscd per machine: sc_pcscd_start refuses to run when another pcscd (or a
-# systemd-activated one) is there, and sc_pcscd_stop / sc_vpiv_stop only
+# pcscd per mount namespace. Inside tests/private-ns.sh (SC_PRIVATE_NS=1:
+# /run/pcscd is a private tmpfs, the network namespace is private) a
+# system pcscd elsewhere does not matter; only a socket in the private
+# /run/pcscd does. Outside, sc_pcscd_start refuses to run when another pcscd
+# (or a systemd-activated one) is there. sc_pcscd_stop / sc_vpiv_stop only
 # ever signal the PIDs that these functions started.
 #
 # Variables:
@@ -95,7 +98,13 @@ sc_pcscd_start() {
     command -v pcscd >/dev/null || { _sc_err "pcscd is not installed"; return 1; }
     [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] ||
         { _sc_err "the vpcd driver (vsmartcard-vpcd) is not installed"; return 1; }
-    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    if [ "${SC_PRIVATE_NS:-}" = 1 ]; then
+        # Our own /run/pcscd: only a pcscd of this namespace can be in it.
+        if [ -e "$SC_PCSCD_SOCKET" ]; then
+            _sc_err "$SC_PCSCD_SOCKET exists in this private namespace: a pcscd of ours is already running"
+            return 1
+        fi
+    elif [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
         local unit
         for unit in pcscd.socket pcscd.service; do
             if systemctl is-active --quiet "$unit" 2>/dev/null; then
@@ -105,7 +114,8 @@ sc_pcscd_start() {
             fi
         done
     fi
-    others=$(_sc_pcscd_pids | tr '\n' ' ')
+    others=
+    [ "${SC_PRIVATE_NS:-}" = 1 ] || others=$(_sc_pcscd_pids | tr '\n' ' ')
     if [ -n "$others" ]; then
         _sc_err "another pcscd is running (pid ${others% }); refusing to start a second one"
         return 1

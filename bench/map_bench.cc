@@ -63,7 +63,9 @@ int main(int argc, char** argv) {
   std::vector<double> work_ms;
   for (int i = 0; i < runs; ++i) {
     auto start = Clock::now();
-    auto mapper = sc::auth::Mapper::Create(*options, nullptr, sc::core::PairingsFile{}, log);
+    sc::core::LoginDeadline deadline = sc::core::LoginDeadline::ForLogin(options->timeout, 0);
+    sc::auth::NetworkHelper network(options->helper, options->module_env, options->helper_user, &deadline);
+    auto mapper = sc::auth::Mapper::Create(*options, nullptr, sc::core::PairingsFile{}, log, &network);
     if (!mapper.ok()) {
       std::cerr << mapper.status().message() << "\n";
       return 1;

@@ -1,23 +1,14 @@
 #include "auth/card_session.h"
 
+#include "core/strings.h"
 #include "crypto/signature.h"
 
 namespace sc::auth {
 namespace {
 
-// Printable replaces control bytes: labels reach prompts, terminals and logs,
-// and the module does not trust the helper to have cleaned them.
-std::string Printable(std::string s) {
-  for (char& c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) c = '?';
-  }
-  return s;
-}
-
-core::Deadline After(std::uint32_t seconds) {
-  return core::Clock::now() + std::chrono::seconds(seconds);
-}
+// Printable: labels reach prompts, terminals and logs, and the module does
+// not trust the helper (or the card) to have cleaned them.
+std::string Printable(const std::string& s) { return core::SanitizeForDisplay(s); }
 
 // StatusFor: what a helper's answer to a card operation means.
 core::Status StatusFor(core::HelperResult result, const std::string& message) {
@@ -76,9 +67,11 @@ std::string WrongPinText(std::uint32_t token_flags_after) {
   return "Wrong PIN";
 }
 
-core::Result<std::unique_ptr<CardSession>> CardSession::Open(
-    const core::Options& options, core::Logger& log, const std::function<void()>& on_waiting) {
-  auto client = helper::HelperClient::Spawn(options.helper, options.module_env);
+core::Result<std::unique_ptr<CardSession>> CardSession::Open(const core::Options& options, core::Logger& log,
+                                                             const std::function<void()>& on_waiting,
+                                                             core::LoginDeadline* deadline) {
+  auto client = helper::HelperClient::Spawn(options.helper, options.module_env,
+                                            {helper::HelperRole::kCard, options.helper_user});
   if (!client.ok()) return client.status();
   log.Debug("helper " + options.helper + " started; module " + options.pkcs11_module +
             (options.token.empty() ? "" : ", token filter " + options.token) +
@@ -89,7 +82,7 @@ core::Result<std::unique_ptr<CardSession>> CardSession::Open(
   request.pcsc_check = options.pcsc_check;
   request.reader_glob = options.reader;
   request.wait_for_card = options.wait_for_card;
-  auto reply = (*client)->List(request, After(options.timeout + options.wait_for_card), on_waiting);
+  auto reply = (*client)->List(request, deadline->at(), on_waiting);
   if (!reply.ok()) {
     if (reply.status().code() == core::Code::kUnavailable) {
       return core::Unavailable(reply.status().message() + " (listing tokens, timeout " +
@@ -97,17 +90,21 @@ core::Result<std::unique_ptr<CardSession>> CardSession::Open(
     }
     return reply.status();
   }
-  for (const std::string& note : reply->notes) log.Debug("helper: " + note);
+  log.Debug("card helper runs as uid " + std::to_string((*client)->helper_uid().value_or(0)));
+  for (std::string& note : reply->notes) {
+    note = Printable(note);
+    log.Debug("helper: " + note);
+  }
   if (reply->result != core::HelperResult::kOk) return ListFailure(*reply);
-  std::unique_ptr<CardSession> session(new CardSession(std::move(*client), options.timeout, log));
+  std::unique_ptr<CardSession> session(new CardSession(std::move(*client), deadline, log));
   session->notes_ = reply->notes;
   for (core::TokenIdentity& token : reply->identities) {
-    token.slot_description = Printable(std::move(token.slot_description));
-    token.token_label = Printable(std::move(token.token_label));
-    token.token_serial = Printable(std::move(token.token_serial));
-    token.token_model = Printable(std::move(token.token_model));
-    token.token_manufacturer = Printable(std::move(token.token_manufacturer));
-    token.cert_label = Printable(std::move(token.cert_label));
+    token.slot_description = Printable(token.slot_description);
+    token.token_label = Printable(token.token_label);
+    token.token_serial = Printable(token.token_serial);
+    token.token_model = Printable(token.token_model);
+    token.token_manufacturer = Printable(token.token_manufacturer);
+    token.cert_label = Printable(token.cert_label);
     auto cert = crypto::Certificate::FromDer(token.cert_der);
     if (!cert.ok()) {
       log.Warning("token '" + token.token_label + "': unusable certificate skipped: " +
@@ -138,12 +135,11 @@ core::Status CardSession::Prove(const CardIdentity& identity, const core::Secret
   request.data = plan->card_input;
   log_.Debug("signing a " + std::to_string(challenge->size()) + "-byte challenge with " +
              plan->description + (pin_pad ? " (PIN pad)" : ""));
-  auto reply = client_->Sign(request, After(timeout_));
+  auto reply = client_->Sign(request, deadline_->at());
   request.pin.Wipe();
   if (!reply.ok()) {
     if (reply.status().code() == core::Code::kUnavailable) {
-      return core::Unavailable(reply.status().message() + " (signing, timeout " +
-                               std::to_string(timeout_) + " s)");
+      return core::Unavailable(reply.status().message() + " (signing, by the login's deadline)");
     }
     return reply.status();
   }
@@ -175,33 +171,18 @@ core::Status CardSession::Pin(const CardIdentity& identity, core::PinOperation o
   }
   log_.Debug(std::string(operation == core::PinOperation::kChange ? "changing" : "verifying") + " the PIN of " +
              identity.token.token_label + (pin_pad ? " (PIN pad)" : ""));
-  auto reply = client_->Pin(request, After(timeout_));
+  auto reply = client_->Pin(request, deadline_->at());
   request.pin.Wipe();
   request.new_pin.Wipe();
   if (!reply.ok()) {
     if (reply.status().code() == core::Code::kUnavailable) {
-      return core::Unavailable(reply.status().message() + " (PIN operation, timeout " + std::to_string(timeout_) +
-                               " s)");
+      return core::Unavailable(reply.status().message() + " (PIN operation, by the deadline)");
     }
     return reply.status();
   }
   outcome->helper_result = reply->result;
   outcome->token_flags = reply->token_flags;
   return StatusFor(reply->result, reply->message);
-}
-
-core::Result<std::vector<std::uint8_t>> CardSession::Fetch(const std::string& url,
-                                                           const std::vector<std::uint8_t>& body) {
-  core::FetchRequest request;
-  request.url = url;
-  request.content_type = "application/ocsp-request";
-  request.body = body;
-  request.timeout_seconds = timeout_;
-  log_.Debug("OCSP request to " + url);
-  auto reply = client_->Fetch(request, After(timeout_ + 1));
-  if (!reply.ok()) return reply.status();
-  if (!reply->ok) return core::Unavailable(reply->message);
-  return std::move(reply->body);
 }
 
 }  // namespace sc::auth

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/deadline.h"
 #include "core/log.h"
 #include "core/protocol.h"
 #include "core/secret.h"
@@ -38,12 +39,16 @@ struct ProofOutcome {
 
 class CardSession {
  public:
-  // Open spawns the helper and lists identities within options.timeout
-  // (+ wait_for_card). Identities whose certificate does not parse are
-  // logged and dropped. kUnavailable when there is no card/token/identity.
+  // Open spawns the card helper (as options.helper_user under a root
+  // caller) and lists identities by the login's deadline (borrowed: it
+  // outlives the session; every later exchange uses it too). on_waiting runs
+  // once, when the helper starts waiting for a card. Identities whose
+  // certificate does not parse are logged and dropped. kUnavailable when
+  // there is no card/token/identity; kConfig when the helper cannot start.
   static core::Result<std::unique_ptr<CardSession>> Open(const core::Options& options,
                                                          core::Logger& log,
-                                                         const std::function<void()>& on_waiting);
+                                                         const std::function<void()>& on_waiting,
+                                                         core::LoginDeadline* deadline);
 
   const std::vector<CardIdentity>& identities() const { return identities_; }
   const std::vector<std::string>& notes() const { return notes_; }
@@ -62,15 +67,14 @@ class CardSession {
   core::Status Pin(const CardIdentity& identity, core::PinOperation operation, const core::SecretBytes& pin,
                    const core::SecretBytes& new_pin, bool pin_pad, ProofOutcome* outcome);
 
-  // Fetch has the helper POST body to url (OCSP), within the timeout; the
-  // answer is untrusted bytes for the caller to verify.
-  core::Result<std::vector<std::uint8_t>> Fetch(const std::string& url, const std::vector<std::uint8_t>& body);
+  // helper_uid: the user ID the card helper runs as.
+  std::uint32_t helper_uid() const { return client_->helper_uid().value_or(0); }
 
  private:
-  CardSession(std::unique_ptr<helper::HelperClient> client, std::uint32_t timeout, core::Logger& log)
-      : client_(std::move(client)), timeout_(timeout), log_(log) {}
+  CardSession(std::unique_ptr<helper::HelperClient> client, core::LoginDeadline* deadline, core::Logger& log)
+      : client_(std::move(client)), deadline_(deadline), log_(log) {}
   std::unique_ptr<helper::HelperClient> client_;
-  std::uint32_t timeout_;
+  core::LoginDeadline* deadline_;  // borrowed
   core::Logger& log_;  // borrowed: outlives the session
   std::vector<CardIdentity> identities_;
   std::vector<std::string> notes_;

@@ -6,12 +6,22 @@
 
 namespace sc::auth {
 
-core::Status Decide(const core::Options& options, const crypto::TrustStore* trust, const Mapper& mapper, CardSession& session, DecisionUi& ui,
+core::Status Decide(const core::Options& options, const crypto::TrustStore* trust, const Mapper& mapper,
+                    CardSession& session, DecisionUi& ui, const crypto::Fetcher* fetch,
                     const std::function<core::Status(const std::string&)>& accept_user, Decision* decision) {
   const std::vector<CardIdentity>& identities = session.identities();
-  crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
-    return session.Fetch(url, body);
-  };
+  // same_as[i]: the first identity with identity i's certificate (i itself
+  // for the first): its mapping and trust verdict serve both.
+  std::vector<std::size_t> same_as(identities.size());
+  for (std::size_t i = 0; i < identities.size(); ++i) {
+    same_as[i] = i;
+    for (std::size_t j = 0; j < i; ++j) {
+      if (identities[j].token.cert_der == identities[i].token.cert_der) {
+        same_as[i] = j;
+        break;
+      }
+    }
+  }
   auto remember = [&](const CardIdentity& id) {
     decision->token_label = id.token.token_label;
     decision->key_hash = id.cert.spki_sha256();
@@ -26,8 +36,13 @@ core::Status Decide(const core::Options& options, const crypto::TrustStore* trus
     ui.Step(tag, "token '" + id.token.token_label + "' in " + id.token.slot_description + ", " +
                      id.cert.key_info().Describe() + ", " + id.cert.Subject() + ", issuer " + id.cert.Issuer() +
                      ", " + id.cert.spki_sha256());
-    mapped[i] = mapper.Map(id, &fetch);
-    for (const std::string& line : mapped[i].trace) ui.Step(tag + " mapping", line);
+    if (same_as[i] != i) {
+      mapped[i] = mapped[same_as[i]];
+      ui.Step(tag + " mapping", "the same certificate as identity " + std::to_string(same_as[i] + 1));
+    } else {
+      mapped[i] = mapper.Map(id, fetch);
+      for (const std::string& line : mapped[i].trace) ui.Step(tag + " mapping", line);
+    }
     if (!mapped[i].status.ok()) {
       // The directory could not answer: no mapping at all (fail closed).
       remember(id);
@@ -81,13 +96,24 @@ core::Status Decide(const core::Options& options, const crypto::TrustStore* trus
     // Only certificates that pass the trust policy may be used.
     std::vector<std::size_t> trusted;
     std::string first_reason;
+    std::vector<std::optional<crypto::TrustVerdict>> verdicts(identities.size());
     for (std::size_t i : candidates) {
       std::string tag = "identity " + std::to_string(i + 1) + " trust";
-      // A verdict from the mapper came from this same store: reuse it.
-      crypto::TrustVerdict verdict =
-          mapped[i].verdict ? *mapped[i].verdict : trust->Evaluate(identities[i].cert, std::time(nullptr), &fetch);
-      for (const std::string& n : verdict.notes) ui.Step(tag, n);
-      for (const std::string& w : verdict.warnings) ui.Warning(tag, identities[i].cert.spki_sha256() + ": " + w);
+      // A verdict from the mapper came from this same store: reuse it; so
+      // is one for the same certificate.
+      std::size_t first = same_as[i];
+      bool fresh = !verdicts[first];
+      if (fresh) {
+        verdicts[first] = mapped[first].verdict ? *mapped[first].verdict
+                                                : trust->Evaluate(identities[first].cert, std::time(nullptr), fetch);
+      } else {
+        ui.Step(tag, "the same certificate as identity " + std::to_string(first + 1));
+      }
+      const crypto::TrustVerdict& verdict = *verdicts[first];
+      if (fresh) {
+        for (const std::string& n : verdict.notes) ui.Step(tag, n);
+        for (const std::string& w : verdict.warnings) ui.Warning(tag, identities[i].cert.spki_sha256() + ": " + w);
+      }
       ui.Step(tag, verdict.summary);
       if (verdict.trusted) {
         trusted.push_back(i);

@@ -46,10 +46,13 @@ struct Decision {
 // the card when decision->user is empty (several: ui.Choose; then
 // accept_user, which may refuse it), keeps the identities that map to the
 // user and pass the trust policy (trust may be null: none), and lets the
-// user choose among several. A directory that cannot answer stops it (the
-// mapper's status). kUserUnknown: the card maps to nobody; kDenied: not to
-// this user, or not trusted.
-core::Status Decide(const core::Options& options, const crypto::TrustStore* trust, const Mapper& mapper, CardSession& session, DecisionUi& ui,
+// user choose among several. Identical certificates (one certificate under
+// several key IDs or on several tokens) are mapped and judged once. fetch
+// serves OCSP (may be null: OCSP is skipped with a warning). A directory
+// that cannot answer stops it (the mapper's status). kUserUnknown: the card
+// maps to nobody; kDenied: not to this user, or not trusted.
+core::Status Decide(const core::Options& options, const crypto::TrustStore* trust, const Mapper& mapper,
+                    CardSession& session, DecisionUi& ui, const crypto::Fetcher* fetch,
                     const std::function<core::Status(const std::string&)>& accept_user, Decision* decision);
 
 }  // namespace sc::auth

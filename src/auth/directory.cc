@@ -57,25 +57,6 @@ core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, 
   return answer;
 }
 
-core::Status LdapDirectory::StartHelper() {
-  if (client_) return core::Status::Ok();
-  auto env = helper_env_;
-  env.emplace_back(helper::kRoleVariable, helper::kDirectoryRole);
-  auto spawned = helper::HelperClient::Spawn(helper_path_, env);
-  if (!spawned.ok()) return spawned.status();
-  client_ = std::move(*spawned);
-  return core::Status::Ok();
-}
-
-void LdapDirectory::Prepare() {
-  // Spawning costs a few milliseconds of exec and library loading, and
-  // libldap's own set-up about 2.3 ms more (the helper does it at once, see
-  // kDirectoryRole); started now, both overlap with reading the card. A
-  // failure shows in FindUsers.
-  core::Status ignored = StartHelper();
-  static_cast<void>(ignored);
-}
-
 core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribute, std::string_view value) {
   core::DirectoryRequest request;
   request.uris = options_.UriList();
@@ -91,24 +72,19 @@ core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribut
   }
   request.filter = core::SearchFilter(options_, attribute, value);
   request.attribute = options_.user_attribute;
-  request.timeout_seconds = options_.timeout;
   request.size_limit = kSearchSizeLimit;
   if (!options_.bind_dn.empty()) {
     auto password = core::ReadSecretFile(options_.bind_password_file, kMaxPasswordBytes);
     if (!password.ok()) return core::ConfigError("[ldap] bind_password_file: " + password.status().message());
     request.bind_password = std::move(*password);
   }
-  SC_RETURN_IF_ERROR(StartHelper());
-  // The whole search (connect, StartTLS, bind, search) within timeout: the
-  // helper is killed at the deadline.
-  core::Deadline deadline = core::Clock::now() + std::chrono::seconds(options_.timeout);
-  auto reply = client_->Search(request, deadline);
-  request.bind_password.Wipe();
+  std::string filter = request.filter;
+  auto reply = network_->Search(std::move(request), options_.timeout);
   if (!reply.ok()) {
-    client_.reset();  // killed or broken: a later search starts a new one
-    return core::Unavailable("directory query " + request.filter + ": " + reply.status().message());
+    if (reply.status().code() == core::Code::kConfig) return reply.status();  // the helper cannot start
+    return core::Unavailable("directory query " + filter + ": " + reply.status().message());
   }
-  return InterpretReply(*reply, options_.user_attribute, request.filter);
+  return InterpretReply(*reply, options_.user_attribute, filter);
 }
 
 }  // namespace sc::auth

@@ -14,7 +14,7 @@
 #include "core/directory.h"
 #include "core/protocol.h"
 #include "core/status.h"
-#include "helper/client.h"
+#include "auth/network.h"
 
 namespace sc::auth {
 
@@ -43,26 +43,22 @@ class Directory {
 core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, std::string_view user_attribute,
                                              std::string_view filter);
 
-// LdapDirectory searches the [ldap] directory through sc-helper. The helper
-// is spawned by Prepare (or the first search) and reused for later searches
-// of the same authentication; each search is bounded by options.timeout.
+// LdapDirectory searches the [ldap] directory through the login's network
+// helper (borrowed: it outlives this object), which Prepare starts ahead of
+// the first search; each search is bounded by [ldap] timeout and the login's
+// deadline.
 class LdapDirectory : public Directory {
  public:
-  LdapDirectory(core::LdapOptions options, std::string helper_path,
-                std::vector<std::pair<std::string, std::string>> helper_env)
-      : options_(std::move(options)), helper_path_(std::move(helper_path)), helper_env_(std::move(helper_env)) {}
+  LdapDirectory(core::LdapOptions options, NetworkHelper* network)
+      : options_(std::move(options)), network_(network) {}
   core::Result<DirectoryAnswer> FindUsers(std::string_view attribute, std::string_view value) override;
-  void Prepare() override;
+  void Prepare() override { network_->Prepare(); }
 
   const core::LdapOptions& options() const { return options_; }
 
  private:
-  core::Status StartHelper();  // spawns the helper unless it runs
-
   core::LdapOptions options_;
-  std::string helper_path_;
-  std::vector<std::pair<std::string, std::string>> helper_env_;
-  std::unique_ptr<helper::HelperClient> client_;
+  NetworkHelper* network_;  // borrowed
 };
 
 }  // namespace sc::auth

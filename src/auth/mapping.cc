@@ -11,7 +11,7 @@ namespace sc::auth {
 core::Result<std::unique_ptr<Mapper>> Mapper::Create(const core::Options& options,
                                                      const crypto::TrustStore* trust,
                                                      core::PairingsFile pairings, core::Logger& log,
-                                                     std::unique_ptr<Directory> directory) {
+                                                     NetworkHelper* network, std::unique_ptr<Directory> directory) {
   std::unique_ptr<Mapper> m(new Mapper());
   m->pairings_ = std::move(pairings);
   std::optional<core::LdapOptions> ldap;
@@ -34,8 +34,10 @@ core::Result<std::unique_ptr<Mapper>> Mapper::Create(const core::Options& option
   if (uses_directory) {
     if (directory) {
       m->directory_ = std::move(directory);
+    } else if (ldap && network != nullptr) {
+      m->directory_ = std::make_unique<LdapDirectory>(std::move(*ldap), network);
     } else if (ldap) {
-      m->directory_ = std::make_unique<LdapDirectory>(std::move(*ldap), options.helper, options.module_env);
+      return core::InternalError("attribute = ldap:... needs the login's network helper");
     } else {
       return core::ConfigError("attribute = ldap:... needs an [ldap] section");
     }

@@ -36,12 +36,14 @@ class Mapper {
   // Create parses the rules of options and loads the trust store the rules
   // need: trust when given (check_certificate_trust above none), else a
   // chain-only store when anchors are configured. Rules with ldap:ATTRIBUTE
-  // search directory, or, when it is null, the [ldap] directory through a
-  // helper of options.helper, which is spawned here so that it starts while
-  // the card is read. kConfig on a broken policy.
+  // search directory, or, when it is null, the [ldap] directory through
+  // network (borrowed, outlives the mapper; may be null when no rule needs
+  // it), whose helper is started here so that it starts while the card is
+  // read. kConfig on a broken policy.
   static core::Result<std::unique_ptr<Mapper>> Create(const core::Options& options,
                                                       const crypto::TrustStore* trust,
                                                       core::PairingsFile pairings, core::Logger& log,
+                                                      NetworkHelper* network,
                                                       std::unique_ptr<Directory> directory = nullptr);
 
   // Map judges one identity. fetch serves OCSP (may be null).

@@ -244,42 +244,6 @@ namespace {
 constexpr std::size_t kMaxFields = 9;  // $1..$9
 
 
-// Utf8Sequence returns the length of the well-formed UTF-8 sequence at the
-// start of s and its code point, or 0 when it is not well-formed.
-std::size_t Utf8Sequence(std::string_view s, std::uint32_t* code_point) {
-  auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(s[i]); };
-  std::uint8_t b0 = byte(0);
-  std::size_t len;
-  std::uint32_t cp;
-  std::uint32_t min;
-  if (b0 < 0x80) {
-    *code_point = b0;
-    return 1;
-  }
-  if ((b0 & 0xe0) == 0xc0) {
-    len = 2;
-    cp = b0 & 0x1fu;
-    min = 0x80;
-  } else if ((b0 & 0xf0) == 0xe0) {
-    len = 3;
-    cp = b0 & 0x0fu;
-    min = 0x800;
-  } else if ((b0 & 0xf8) == 0xf0) {
-    len = 4;
-    cp = b0 & 0x07u;
-    min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (s.size() < len) return 0;
-  for (std::size_t i = 1; i < len; ++i) {
-    if ((byte(i) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i) & 0x3fu);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  *code_point = cp;
-  return len;
-}
 
 }  // namespace
 

@@ -141,6 +141,11 @@ Status SetGroup(Options& o, std::string_view v) {
   return SetString<&Options::not_enforced_group>(o, v);
 }
 
+Status SetHelperUser(Options& o, std::string_view v) {
+  if (!IsValidUserName(v)) return ConfigError("bad user name '" + std::string(v) + "'");
+  return SetString<&Options::helper_user>(o, v);
+}
+
 struct OptionDescriptor {
   std::string_view name;
   Setter set;
@@ -176,6 +181,7 @@ constexpr OptionDescriptor kOptions[] = {
     {"not_enforced_group", &SetGroup},
     {"token_removal_action", &SetRemovalAction},
     {"helper", &SetPath<&Options::helper>},
+    {"helper_user", &SetHelperUser},
     {"cache_dir", &SetPath<&Options::cache_dir>},
 };
 
@@ -200,6 +206,23 @@ struct RawSection {
   int line = 0;
   std::vector<RawEntry> entries;
 };
+
+// ServiceNameProblem: why no PAM transaction can ever have this service name
+// ("" when one can). libpam lowercases the name given to pam_start and
+// takes the part after the last '/', so a section for "Sudo" or "x/sudo"
+// would be silently ignored: a typo must not weaken policy.
+std::string ServiceNameProblem(std::string_view name) {
+  if (name.find('/') != std::string_view::npos) {
+    return "a service name has no '/' (libpam uses what follows the last one)";
+  }
+  for (char c : name) {
+    if (c >= 'A' && c <= 'Z') {
+      return "libpam lowercases service names, so this section would never apply: write [service " +
+             CanonicalServiceName(name) + "]";
+    }
+  }
+  return "";
+}
 
 std::string Where(std::string_view file, int line) {
   return std::string(file) + ":" + std::to_string(line) + ": ";
@@ -270,6 +293,10 @@ Result<std::vector<RawSection>> ParseIni(std::string_view text, std::string_view
         if (name.empty() || HasControlChars(name)) {
           return ConfigError(Where(file, line_no) + "[" + kind + "] needs a name");
         }
+        if (kind == "service") {
+          std::string why = ServiceNameProblem(name);
+          if (!why.empty()) return ConfigError(Where(file, line_no) + "[service " + name + "]: " + why);
+        }
       } else {
         return ConfigError(Where(file, line_no) + "unknown section [" + std::string(inner) + "]");
       }
@@ -311,6 +338,16 @@ Status ValidatePolicy(const Options& options) {
 }
 
 }  // namespace
+
+std::string CanonicalServiceName(std::string_view service) {
+  std::size_t slash = service.rfind('/');
+  if (slash != std::string_view::npos) service = service.substr(slash + 1);
+  std::string out(service);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
 
 std::string_view TrustLevelName(TrustLevel level) {
   switch (level) {

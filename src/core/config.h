@@ -63,6 +63,7 @@ struct Options {
   std::string not_enforced_group;
   std::string token_removal_action = "none";
   std::string helper = kDefaultHelperPath;
+  std::string helper_user = "nobody";  // the account helpers run as under a root caller
   std::string cache_dir = SC_CACHEDIR;  // CRL indexes
 
   std::vector<ExtraSection> extra_sections;
@@ -90,6 +91,11 @@ Status SetOption(Options& options, std::string_view key, std::string_view value)
 
 // IsKnownKey reports whether key is in the option table.
 bool IsKnownKey(std::string_view key);
+
+// CanonicalServiceName is the service name libpam gives a module for the
+// name an application passes to pam_start: the part after the last '/',
+// lowercased. sc_auth --service applies it, as libpam would.
+std::string CanonicalServiceName(std::string_view service);
 
 // ExpandPrompt replaces %t with the token label and %% with %.
 std::string ExpandPrompt(std::string_view prompt, std::string_view token_label);

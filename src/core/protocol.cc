@@ -318,6 +318,27 @@ Result<DirectoryReply> DecodeDirectoryReply(std::span<const std::uint8_t> payloa
   return m;
 }
 
+Frame Encode(const Hello& m) {
+  Writer w(MessageType::kHello);
+  w.U32(m.version);
+  w.U8(m.ok ? 1 : 0);
+  w.Str(m.message);
+  w.U32(m.uid);
+  return w.Take();
+}
+
+Result<Hello> DecodeHello(std::span<const std::uint8_t> payload) {
+  Reader r(payload);
+  SC_RETURN_IF_ERROR(ExpectType(r, MessageType::kHello, "hello"));
+  Hello m;
+  m.version = r.U32();
+  m.ok = r.Bool();
+  m.message = r.Str();
+  m.uid = r.U32();
+  if (!r.ok() || !r.AtEnd()) return Malformed("hello");
+  return m;
+}
+
 Frame EncodeWaiting() {
   Writer w(MessageType::kWaiting);
   return w.Take();

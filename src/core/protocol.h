@@ -38,6 +38,7 @@ enum class MessageType : std::uint8_t {
   kDirectoryReply = 9,
   kPinRequest = 10,
   kPinReply = 11,
+  kHello = 12,  // helper -> module, first frame: the helper has started
 };
 
 // HelperResult: what went wrong on the hardware side.
@@ -130,6 +131,22 @@ struct PinReply {
   std::string message;
   std::uint32_t token_flags = 0;  // after the attempt, for tries-left warnings
 };
+
+// Hello: the first frame a helper sends, before it reads a request. A helper
+// that closes its channel before saying hello never started (a failed exec,
+// a missing shared library, an unusable helper_user): a broken installation,
+// not a missing card. ok = false says the helper cannot serve, and why.
+inline constexpr std::uint32_t kProtocolVersion = 1;
+
+struct Hello {
+  std::uint32_t version = kProtocolVersion;
+  bool ok = true;
+  std::string message;  // why not, when !ok
+  std::uint32_t uid = 0;  // the user ID the helper runs as (after dropping root)
+};
+
+Frame Encode(const Hello& m);
+Result<Hello> DecodeHello(std::span<const std::uint8_t> payload);
 
 Frame Encode(const PinRequest& m);
 Frame Encode(const PinReply& m);

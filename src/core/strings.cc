@@ -105,4 +105,83 @@ bool GlobMatch(const std::string& pattern, const std::string& text) {
   return fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
 }
 
+std::size_t Utf8Sequence(std::string_view s, std::uint32_t* code_point) {
+  auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(s[i]); };
+  std::uint8_t b0 = byte(0);
+  std::size_t len;
+  std::uint32_t cp;
+  std::uint32_t min;
+  if (b0 < 0x80) {
+    *code_point = b0;
+    return 1;
+  }
+  if ((b0 & 0xe0) == 0xc0) {
+    len = 2;
+    cp = b0 & 0x1fu;
+    min = 0x80;
+  } else if ((b0 & 0xf0) == 0xe0) {
+    len = 3;
+    cp = b0 & 0x0fu;
+    min = 0x800;
+  } else if ((b0 & 0xf8) == 0xf0) {
+    len = 4;
+    cp = b0 & 0x07u;
+    min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (s.size() < len) return 0;
+  for (std::size_t i = 1; i < len; ++i) {
+    if ((byte(i) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i) & 0x3fu);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  *code_point = cp;
+  return len;
+}
+
+namespace {
+
+// Shown escaped: what a terminal or a log reader acts upon or reorders.
+bool IsUnsafeCodePoint(std::uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+}  // namespace
+
+std::string SanitizeForDisplay(std::string_view s, bool keep_newlines) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    std::uint32_t cp = 0;
+    std::size_t len = Utf8Sequence(s.substr(i), &cp);
+    if (len == 0) {
+      auto b = static_cast<std::uint8_t>(s[i]);
+      out += "\\x";
+      out.push_back(kHex[b >> 4]);
+      out.push_back(kHex[b & 0xf]);
+      ++i;
+      continue;
+    }
+    if (cp == '\n' && keep_newlines) {
+      out.push_back('\n');
+    } else if (IsUnsafeCodePoint(cp)) {
+      if (cp < 0x100) {
+        out += "\\x";
+        out.push_back(kHex[cp >> 4]);
+        out.push_back(kHex[cp & 0xf]);
+      } else {
+        out += "\\u";
+        for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kHex[(cp >> shift) & 0xf]);
+      }
+    } else {
+      out.append(s.substr(i, len));
+    }
+    i += len;
+  }
+  return out;
+}
+
 }  // namespace sc::core

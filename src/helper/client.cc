@@ -15,9 +15,25 @@
 namespace sc::helper {
 namespace {
 
+// Where the helper finds its channel and, until exec, the exec-status pipe.
 constexpr int kChildFd = 3;
+constexpr int kChildStatusFd = 4;
+// Descriptors the module makes are moved to kHighFd or above: never onto
+// 0-2 (a caller started with them closed would hand the helper its own
+// socket as stdin, or lose it to /dev/null), and never onto 3 or 4, so the
+// child's dup2 calls cannot clobber one with another.
+constexpr int kHighFd = 10;
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+// MoveHigh returns a close-on-exec duplicate of fd at kHighFd or above and
+// closes fd; -1 (and fd closed) on failure.
+int MoveHigh(int fd) {
+  if (fd < 0) return -1;
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, kHighFd);
+  close(fd);
+  return high;
+}
 
 // WaitExit waits up to ms for the child to exit (pidfd readable).
 bool WaitExit(int pidfd, int ms) {
@@ -34,7 +50,7 @@ bool WaitExit(int pidfd, int ms) {
 
 core::Result<std::unique_ptr<HelperClient>> HelperClient::Spawn(
     const std::string& helper_path,
-    const std::vector<std::pair<std::string, std::string>>& module_env) {
+    const std::vector<std::pair<std::string, std::string>>& module_env, const SpawnOptions& options) {
   if (helper_path.empty() || helper_path.front() != '/') {
     return core::ConfigError("helper path must be absolute");
   }
@@ -50,18 +66,36 @@ core::Result<std::unique_ptr<HelperClient>> HelperClient::Spawn(
   std::vector<char*> envp;
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::string path = helper_path;
-  char* argv[] = {path.data(), nullptr};
+  std::vector<std::string> arg_storage{helper_path};
+  if (options.role == HelperRole::kNetwork) arg_storage.emplace_back(kNetworkRoleArg);
+  if (!options.user.empty()) arg_storage.push_back(kUserArgPrefix + options.user);
+  std::vector<char*> argv;
+  for (std::string& a : arg_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
 
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     return core::InternalError(std::string("socketpair: ") + std::strerror(errno));
   }
-  pid_t pid = fork();
-  if (pid < 0) {
+  int st[2];
+  if (pipe2(st, O_CLOEXEC) != 0) {
     int err = errno;
     close(sv[0]);
     close(sv[1]);
+    return core::InternalError(std::string("pipe2: ") + std::strerror(err));
+  }
+  for (int* fd : {&sv[0], &sv[1], &st[0], &st[1]}) *fd = MoveHigh(*fd);
+  if (sv[0] < 0 || sv[1] < 0 || st[0] < 0 || st[1] < 0) {
+    int err = errno;
+    for (int fd : {sv[0], sv[1], st[0], st[1]}) {
+      if (fd >= 0) close(fd);
+    }
+    return core::InternalError(std::string("fcntl(F_DUPFD_CLOEXEC): ") + std::strerror(err));
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    for (int fd : {sv[0], sv[1], st[0], st[1]}) close(fd);
     return core::Unavailable(std::string("fork: ") + std::strerror(err));
   }
   if (pid == 0) {
@@ -70,22 +104,93 @@ core::Result<std::unique_ptr<HelperClient>> HelperClient::Spawn(
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
     for (int sig : {SIGPIPE, SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGALRM}) signal(sig, SIG_DFL);
+    // dup2 from another descriptor (sv[1] is at kHighFd or above) gives fd 3
+    // without close-on-exec; the status pipe keeps it, so exec closes it.
     if (dup2(sv[1], kChildFd) != kChildFd) _exit(126);
+    if (dup3(st[1], kChildStatusFd, O_CLOEXEC) != kChildStatusFd) _exit(126);
+    // Lands on a closed 0-2 if there is one (then dup2 onto itself keeps it),
+    // else above 4 and is closed below.
     int null_fd = open("/dev/null", O_RDWR);
     if (null_fd < 0) _exit(126);
-    dup2(null_fd, 0);
-    dup2(null_fd, 1);
-    dup2(null_fd, 2);
-    close_range(kChildFd + 1, ~0U, 0);
+    for (int fd = 0; fd <= 2; ++fd) {
+      if (fd != null_fd && dup2(null_fd, fd) != fd) _exit(126);
+    }
+    close_range(kChildStatusFd + 1, ~0U, 0);
+    if (fcntl(kChildFd, F_SETFD, 0) != 0) _exit(126);  // the channel survives exec, always
     // A known working directory: libraries that read files relative to it
     // (libldap's ./ldaprc) must not see the caller's.
     if (chdir("/") != 0) _exit(126);
-    execve(argv[0], argv, envp.data());
+    execve(argv[0], argv.data(), envp.data());
+    int err = errno;
+    ssize_t ignored = write(kChildStatusFd, &err, sizeof err);
+    static_cast<void>(ignored);
     _exit(127);
   }
   close(sv[1]);
-  int pidfd = PidfdOpen(pid);
-  return std::unique_ptr<HelperClient>(new HelperClient(pid, pidfd, sv[0]));
+  close(st[1]);
+  int pidfd = MoveHigh(PidfdOpen(pid));
+  return std::unique_ptr<HelperClient>(new HelperClient(pid, pidfd, sv[0], st[0], helper_path));
+}
+
+core::Status HelperClient::StartFailure() {
+  // The exec-status pipe: an errno when exec failed; end of file once exec
+  // succeeded (its write end is close-on-exec).
+  if (exec_status_ >= 0) {
+    struct pollfd p {exec_status_, POLLIN, 0};
+    int err = 0;
+    ssize_t n = 0;
+    if (poll(&p, 1, 1000) > 0) {
+      do {
+        n = read(exec_status_, &err, sizeof err);
+      } while (n < 0 && errno == EINTR);
+    }
+    if (n == static_cast<ssize_t>(sizeof err)) {
+      Kill();
+      return core::ConfigError("cannot run the smart-card helper " + path_ + ": " + std::strerror(err));
+    }
+  }
+  if (pid_ <= 0) return core::Status::Ok();
+  // It ran but closed its channel before saying hello: the dynamic loader
+  // failed (a missing or broken shared library), or it died at start-up.
+  if (pidfd_ >= 0) WaitExit(pidfd_, 1000);
+  int status = 0;
+  pid_t done;
+  do {
+    done = waitpid(pid_, &status, pidfd_ >= 0 ? WNOHANG : 0);
+  } while (done < 0 && errno == EINTR);
+  if (done != pid_) return core::Status::Ok();  // still running: not a start failure
+  pid_ = -1;
+  Kill();
+  std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                                      : "was killed by signal " + std::to_string(WTERMSIG(status));
+  return core::ConfigError("the smart-card helper " + path_ + " " + how +
+                           " before it started (a missing shared library? run it by hand to see)");
+}
+
+core::Status HelperClient::AwaitHello(core::Deadline deadline) {
+  auto frame = core::ReceiveFrame(sock_, deadline);
+  if (!frame.ok()) {
+    core::Status why = StartFailure();
+    Kill();
+    return why.ok() ? frame.status() : why;
+  }
+  auto hello = core::DecodeHello(*frame);
+  if (!hello.ok()) {
+    Kill();
+    return core::InternalError("the smart-card helper did not say hello: " + hello.status().message());
+  }
+  if (hello->version != core::kProtocolVersion) {
+    Kill();
+    return core::ConfigError("the smart-card helper " + path_ + " speaks protocol " + std::to_string(hello->version) +
+                             ", the module " + std::to_string(core::kProtocolVersion) +
+                             ": they come from different builds");
+  }
+  if (!hello->ok) {
+    Kill();
+    return core::ConfigError("the smart-card helper " + path_ + " cannot start: " + hello->message);
+  }
+  helper_uid_ = hello->uid;
+  return core::Status::Ok();
 }
 
 HelperClient::~HelperClient() {
@@ -124,15 +229,17 @@ HelperClient::~HelperClient() {
     }
   }
   if (pidfd_ >= 0) close(pidfd_);
+  if (exec_status_ >= 0) close(exec_status_);
 }
 
 void HelperClient::Kill() {
-  if (pid_ <= 0) return;
-  kill(pid_, SIGKILL);
-  int status;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    int status;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
   }
-  pid_ = -1;
   if (sock_ >= 0) close(sock_);
   sock_ = -1;
 }
@@ -141,9 +248,11 @@ core::Result<core::Frame> HelperClient::Exchange(const core::Frame& request, cor
   if (sock_ < 0) return core::Unavailable("smart-card helper is not running");
   core::Status sent = core::SendFrame(sock_, request, deadline);
   if (!sent.ok()) {
+    core::Status why = helper_uid_ ? core::Status::Ok() : StartFailure();
     Kill();
-    return sent;
+    return why.ok() ? sent : why;
   }
+  if (!helper_uid_) SC_RETURN_IF_ERROR(AwaitHello(deadline));
   auto reply = core::ReceiveFrame(sock_, deadline);
   if (!reply.ok()) Kill();
   return reply;
@@ -154,6 +263,7 @@ core::Result<core::ListReply> HelperClient::List(const core::ListRequest& reques
                                                  const std::function<void()>& on_waiting) {
   auto frame = Exchange(core::Encode(request), deadline);
   if (!frame.ok()) return frame.status();
+  bool waited = false;
   for (;;) {
     auto type = core::PeekType(*frame);
     if (!type.ok()) {
@@ -161,6 +271,13 @@ core::Result<core::ListReply> HelperClient::List(const core::ListRequest& reques
       return type.status();
     }
     if (*type != core::MessageType::kWaiting) break;
+    // A helper waits for a card once per list: "Insert your smart card" is
+    // shown once, and a helper that says it again is broken or hostile.
+    if (waited) {
+      Kill();
+      return core::InternalError("the smart-card helper said it was waiting for a card twice");
+    }
+    waited = true;
     on_waiting();
     frame = core::ReceiveFrame(sock_, deadline);
     if (!frame.ok()) {

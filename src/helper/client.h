@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -18,11 +19,15 @@
 
 namespace sc::helper {
 
-// kRoleVariable, set to kDirectoryRole in the environment of a helper the
-// module spawns for the directory: that helper never serves the card, and
-// readies libldap as soon as it starts.
-inline constexpr char kRoleVariable[] = "SC_HELPER_ROLE";
-inline constexpr char kDirectoryRole[] = "directory";
+// HelperRole: which side a helper serves. A card helper loads PKCS#11 code
+// (list, sign, PIN); a network helper makes OCSP fetches and directory
+// searches and never loads PKCS#11 code: answers that choose users or vouch
+// for certificates never come from a process that vendor code could own.
+enum class HelperRole { kCard, kNetwork };
+
+// The argv words that tell a helper its role and the account to run as.
+inline constexpr char kNetworkRoleArg[] = "--network";
+inline constexpr char kUserArgPrefix[] = "--user=";
 
 // The environment every helper gets besides module_env.
 inline constexpr const char* kBaseEnvironment[] = {
@@ -30,20 +35,32 @@ inline constexpr const char* kBaseEnvironment[] = {
     "LC_ALL=C",
 };
 
+struct SpawnOptions {
+  HelperRole role = HelperRole::kCard;
+  // helper_user: the account a helper spawned by root switches to before it
+  // loads any library code it was asked for; empty or "root" keeps root.
+  std::string user;
+};
+
 class HelperClient {
  public:
   // Spawn starts helper_path with fd 3 connected to us, stdin/stdout/stderr
-  // on /dev/null, and only kBaseEnvironment plus module_env. kUnavailable if
-  // it cannot be started.
+  // on /dev/null, and only kBaseEnvironment plus module_env. It works
+  // whichever of the caller's fds 0-2 are closed (setuid programs and daemons
+  // may start so): every descriptor it makes is above 2. kConfig when the
+  // helper is not an executable (a broken installation), kUnavailable when
+  // no process can be made. Whether the helper really started shows at the
+  // first exchange: see Hello below.
   static core::Result<std::unique_ptr<HelperClient>> Spawn(
       const std::string& helper_path,
-      const std::vector<std::pair<std::string, std::string>>& module_env);
+      const std::vector<std::pair<std::string, std::string>>& module_env, const SpawnOptions& options = {});
   ~HelperClient();  // closes the socket, gives the helper 1 s to exit, kills it
   HelperClient(const HelperClient&) = delete;
   HelperClient& operator=(const HelperClient&) = delete;
 
   // List sends the request and waits for the reply. on_waiting runs when
-  // the helper reports it is waiting for a card. A timeout kills the helper
+  // the helper reports it is waiting for a card, at most once: a second
+  // report is a protocol violation (kInternal). A timeout kills the helper
   // and returns kUnavailable.
   core::Result<core::ListReply> List(const core::ListRequest& request, core::Deadline deadline,
                                      const std::function<void()>& on_waiting);
@@ -63,9 +80,18 @@ class HelperClient {
   // Kill ends the helper at once (after a timeout).
   void Kill();
 
+  // helper_uid is the user ID the helper reported in its hello (after its
+  // privilege drop); nullopt before the first exchange.
+  std::optional<std::uint32_t> helper_uid() const { return helper_uid_; }
+
  private:
-  HelperClient(pid_t pid, int pidfd, int sock) : pid_(pid), pidfd_(pidfd), sock_(sock) {}
+  HelperClient(pid_t pid, int pidfd, int sock, int exec_status, std::string path)
+      : pid_(pid), pidfd_(pidfd), sock_(sock), exec_status_(exec_status), path_(std::move(path)) {}
   core::Result<core::Frame> Exchange(const core::Frame& request, core::Deadline deadline);
+  // AwaitHello reads the helper's first frame. A helper that ends before it
+  // says hello never started: StartFailure says why (kConfig).
+  core::Status AwaitHello(core::Deadline deadline);
+  core::Status StartFailure();
   template <typename Reply>
   core::Result<Reply> Call(const core::Frame& request, core::Deadline deadline,
                            core::Result<Reply> (*decode)(std::span<const std::uint8_t>));
@@ -73,6 +99,9 @@ class HelperClient {
   pid_t pid_;
   int pidfd_;
   int sock_;
+  int exec_status_;  // read end of the exec-status pipe: errno of a failed exec, or EOF
+  std::string path_;
+  std::optional<std::uint32_t> helper_uid_;
 };
 
 }  // namespace sc::helper

@@ -1,14 +1,21 @@
-// sc-helper: the hardware side of pam_smartcard. Spawned by the module (and
-// sc_auth) with a socket on fd 3 and a scrubbed environment; it talks PC/SC
-// and PKCS#11 and answers list/sign requests. It makes no decisions: the
-// module verifies whatever it returns.
-#include <sys/prctl.h>
-#include <sys/resource.h>
+// sc-helper: the hardware and network side of pam_smartcard. Spawned by the
+// module (and sc_auth) with a socket on fd 3 and a scrubbed environment:
+//
+//   sc-helper [--network] [--user=NAME]
+//
+// A card helper (the default) talks PC/SC and PKCS#11 and answers list, sign
+// and PIN requests; a network helper (--network) makes OCSP fetches and
+// directory searches and never loads PKCS#11 code. Spawned by root, it first
+// becomes NAME (helper_user). Its first frame is a hello (core::Hello), so the
+// module can tell a helper that never started from one that found no card. It
+// makes no decisions: the module verifies whatever it returns.
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "core/channel.h"
@@ -16,6 +23,7 @@
 #include "helper/client.h"
 #include "helper/directory.h"
 #include "helper/fetch.h"
+#include "helper/privileges.h"
 #include "pcsc/presence.h"
 #include "pkcs11/token.h"
 
@@ -29,14 +37,12 @@ bool Send(const sc::core::Frame& frame) {
   return sc::core::SendFrame(kChannelFd, frame, std::nullopt).ok();
 }
 
-// Serve answers requests until the module closes the socket. A helper serves
-// either the card (list/sign/PIN/fetch) or the directory: directory answers
-// choose users, so they never come from a process that has loaded vendor
-// PKCS#11 code. A helper spawned for the directory (directory_role) is on the
-// directory side from the start; any other is on it once it has searched.
-int Serve(bool directory_role) {
+// Serve answers requests until the module closes the socket. A card helper
+// serves list, sign and PIN requests; a network helper serves OCSP fetches and
+// directory searches: answers that choose users or vouch for a certificate
+// never come from a process that has loaded vendor PKCS#11 code.
+int Serve(bool network) {
   std::unique_ptr<sc::pkcs11::Pkcs11> p11;
-  bool directory_side = directory_role;
   for (;;) {
     auto frame = sc::core::ReceiveFrame(kChannelFd, std::nullopt);
     if (!frame.ok()) return 0;  // parent closed: done
@@ -46,9 +52,9 @@ int Serve(bool directory_role) {
       sc::core::ListReply reply;
       auto request = sc::core::DecodeListRequest(*frame);
       if (!request.ok()) return 2;
-      if (p11 || directory_side) {
+      if (p11 || network) {
         reply.result = HelperResult::kBadRequest;
-        reply.message = p11 ? "list requested twice" : "list requested from a directory helper";
+        reply.message = p11 ? "list requested twice" : "list requested from a network helper";
         return Send(Encode(reply)) ? 0 : 1;
       }
       std::vector<std::string> excluded_readers;
@@ -83,7 +89,7 @@ int Serve(bool directory_role) {
       sc::core::SignReply reply;
       if (!p11) {
         reply.result = HelperResult::kBadRequest;
-        reply.message = "sign before list";
+        reply.message = network ? "sign requested from a network helper" : "sign before list";
       } else {
         reply = p11->Sign(*request);
       }
@@ -96,7 +102,7 @@ int Serve(bool directory_role) {
       sc::core::PinReply reply;
       if (!p11) {
         reply.result = HelperResult::kBadRequest;
-        reply.message = "PIN request before list";
+        reply.message = network ? "PIN request to a network helper" : "PIN request before list";
       } else {
         reply = p11->Pin(*request);
       }
@@ -106,16 +112,21 @@ int Serve(bool directory_role) {
     } else if (*type == sc::core::MessageType::kFetchRequest) {
       auto request = sc::core::DecodeFetchRequest(*frame);
       if (!request.ok()) return 2;
-      if (!Send(Encode(sc::helper::Fetch(*request)))) return 1;
+      sc::core::FetchReply reply;
+      if (!network) {
+        reply.message = "OCSP fetch refused: this is a card helper";
+      } else {
+        reply = sc::helper::Fetch(*request);
+      }
+      if (!Send(Encode(reply))) return 1;
     } else if (*type == sc::core::MessageType::kDirectoryRequest) {
       auto request = sc::core::DecodeDirectoryRequest(*frame);
       OPENSSL_cleanse(frame->data(), frame->size());  // the bind password copy in the frame
       if (!request.ok()) return 2;
       sc::core::DirectoryReply reply;
-      if (p11) {
-        reply.message = "directory search refused: this helper has loaded a PKCS#11 module";
+      if (!network) {
+        reply.message = "directory search refused: this is a card helper";
       } else {
-        directory_side = true;
         reply = sc::helper::SearchDirectory(*request);
       }
       request->bind_password.Wipe();
@@ -128,16 +139,34 @@ int Serve(bool directory_role) {
 
 }  // namespace
 
-int main() {
-  // No core dumps (the PIN passes through here), die with the parent.
-  prctl(PR_SET_DUMPABLE, 0);
-  struct rlimit no_core {0, 0};
-  setrlimit(RLIMIT_CORE, &no_core);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
-  const char* role = getenv(sc::helper::kRoleVariable);
-  bool directory_role = role != nullptr && std::string_view(role) == sc::helper::kDirectoryRole;
-  // While the module reads the card, so that the search does not wait for it.
-  if (directory_role) sc::helper::PrepareDirectory();
-  return Serve(directory_role);
+  sc::core::Hello hello;
+  bool network = false;
+  std::string user;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == sc::helper::kNetworkRoleArg) {
+      network = true;
+    } else if (arg.starts_with(sc::helper::kUserArgPrefix)) {
+      user = arg.substr(std::strlen(sc::helper::kUserArgPrefix));
+    } else {
+      hello.ok = false;
+      hello.message = "unknown argument '" + std::string(arg) + "'";
+    }
+  }
+  // Before any library is asked to do anything: vendor PKCS#11 code and
+  // libldap/OpenSSL run without root.
+  if (hello.ok) {
+    sc::core::Status dropped = sc::helper::DropPrivileges(user);
+    if (!dropped.ok()) {
+      hello.ok = false;
+      hello.message = dropped.message();
+    }
+  }
+  hello.uid = static_cast<std::uint32_t>(geteuid());
+  if (!Send(Encode(hello)) || !hello.ok) return 1;
+  // While the module reads the card, so that the first search does not wait for it.
+  if (network) sc::helper::PrepareDirectory();
+  return Serve(network);
 }

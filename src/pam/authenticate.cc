@@ -3,6 +3,7 @@
 #include <security/pam_ext.h>
 #include <syslog.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -16,6 +17,8 @@
 #include "core/secure_file.h"
 #include "core/strings.h"
 #include "auth/mapping.h"
+#include "auth/network.h"
+#include "core/deadline.h"
 #include "crypto/trust.h"
 #include "pam/pam_util.h"
 
@@ -245,18 +248,32 @@ Status AuthRun::Execute(int argc, const char** argv) {
                std::to_string(trust->crl_count()) + " CRL(s)");
   }
 
+  // One deadline from here on for everything the machine does (SPEC §2);
+  // the time the person spends in the conversation moves it.
+  core::LoginDeadline deadline = core::LoginDeadline::ForLogin(options->timeout, options->wait_for_card);
+  conv_.set_deadline(&deadline);
+  struct Unset {
+    Conversation& conv;
+    ~Unset() { conv.set_deadline(nullptr); }  // the deadline ends with this call
+  } unset{conv_};
+  // OCSP fetches and directory searches run in a helper of their own, never
+  // in the one that loads PKCS#11 code.
+  auth::NetworkHelper network(options->helper, options->module_env, options->helper_user, &deadline);
+  crypto::Fetcher fetch = network.Fetcher();
+
   // The mapper before the card: a directory helper it needs starts now and
   // loads while the card is read.
-  auto mapper = auth::Mapper::Create(*options, trust.get(), pairings, log_);
+  auto mapper = auth::Mapper::Create(*options, trust.get(), pairings, log_, &network);
   if (!mapper.ok()) return mapper.status();
 
-  auto session = auth::CardSession::Open(*options, log_, [this] { conv_.Info("Insert your smart card"); });
+  auto session = auth::CardSession::Open(
+      *options, log_, [this] { conv_.Info("Insert your smart card"); }, &deadline);
   if (!session.ok()) return session.status();
 
   auth::Decision decision;
   decision.user = user_;
   ModuleUi ui(*this);
-  Status decided = auth::Decide(*options, trust.get(), **mapper, **session, ui, [&](const std::string& user) {
+  Status decided = auth::Decide(*options, trust.get(), **mapper, **session, ui, &fetch, [&](const std::string& user) {
     user_ = user;
     SC_RETURN_IF_ERROR(CheckAccount(user, *options));
     if (pam_set_item(pamh_, PAM_USER, user.c_str()) != PAM_SUCCESS) {

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/strings.h"
+
 namespace sc::pam {
 
 int PamCodeFor(core::Code code) { return core::PamResultFor(code).value; }
@@ -19,17 +21,23 @@ void PamLogger::Log(core::LogLevel level, std::string_view message) {
     case core::LogLevel::kWarning: priority = LOG_WARNING; break;
     case core::LogLevel::kError: priority = LOG_ERR; break;
   }
-  pam_syslog(pamh_, priority, "%.*s", static_cast<int>(message.size()), message.data());
+  // One record per call, whatever the message holds (a user name, a token
+  // label, a helper's words): no newline can start a forged line.
+  std::string safe = core::SanitizeForDisplay(message);
+  pam_syslog(pamh_, priority, "%s", safe.c_str());
 }
 
 core::Result<core::SecretBytes> Conversation::Ask(int style, const std::string& prompt) {
+  // The application has the person's attention (and the time) now.
+  core::LoginDeadline::Pause pause(deadline_);
+  const std::string text = core::SanitizeForDisplay(prompt, /*keep_newlines=*/true);
   const void* item = nullptr;
   if (pam_get_item(pamh_, PAM_CONV, &item) != PAM_SUCCESS || item == nullptr) {
     return core::Status(core::Code::kCredInsufficient, "no conversation function");
   }
   const auto* conv = static_cast<const struct pam_conv*>(item);  // borrowed from libpam
   if (conv->conv == nullptr) return core::Status(core::Code::kCredInsufficient, "no conversation function");
-  struct pam_message msg {style, prompt.c_str()};
+  struct pam_message msg {style, text.c_str()};
   const struct pam_message* msgs[] = {&msg};
   struct pam_response* resp = nullptr;  // owned by us after the call
   int rc = conv->conv(1, msgs, &resp, conv->appdata_ptr);

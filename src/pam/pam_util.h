@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/deadline.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "core/status.h"
@@ -27,10 +28,16 @@ class PamLogger : public core::Logger {
   pam_handle_t* pamh_;  // borrowed
 };
 
-// Conversation wraps the application's pam_conv.
+// Conversation wraps the application's pam_conv. Every text it shows is
+// sanitised (core::SanitizeForTerminal: no escape sequences, bidi controls or
+// invalid UTF-8 reach the person's terminal). The time the application spends
+// in it (the person typing) moves the login's deadline (set_deadline).
 class Conversation {
  public:
   explicit Conversation(pam_handle_t* pamh) : pamh_(pamh) {}
+  // set_deadline: the deadline to move while the application has the
+  // conversation (borrowed; null: none).
+  void set_deadline(core::LoginDeadline* deadline) { deadline_ = deadline; }
   // Info shows a PAM_TEXT_INFO message (failures are ignored: info only).
   void Info(const std::string& text);
   void Error(const std::string& text);
@@ -44,6 +51,7 @@ class Conversation {
  private:
   core::Result<core::SecretBytes> Ask(int style, const std::string& prompt);
   pam_handle_t* pamh_;  // borrowed
+  core::LoginDeadline* deadline_ = nullptr;  // borrowed
 };
 
 }  // namespace sc::pam

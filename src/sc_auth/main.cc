@@ -9,11 +9,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <memory>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <iostream>
 #include <map>
+#include <streambuf>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,8 @@
 #include "auth/card_session.h"
 #include "auth/decision.h"
 #include "auth/mapping.h"
+#include "auth/network.h"
+#include "core/deadline.h"
 #include "core/atr.h"
 #include "pcsc/readers.h"
 #include "core/accounts.h"
@@ -43,6 +48,47 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
+// SanitizingBuf stands between sc_auth and its terminal (stdout, stderr):
+// every line is passed through core::SanitizeForDisplay (tabs, which
+// separate `list` columns, and newlines kept), so nothing a card, a
+// certificate, a directory or a pairings file holds can reach the terminal as
+// an escape sequence, a bidi control or invalid UTF-8, whichever command
+// printed it. Lines are written out at '\n' and at every flush (prompts).
+class SanitizingBuf : public std::streambuf {
+ public:
+  explicit SanitizingBuf(std::streambuf* out) : out_(out) {}
+  ~SanitizingBuf() override { Flush(); }
+
+ protected:
+  int_type overflow(int_type ch) override {
+    if (traits_type::eq_int_type(ch, traits_type::eof())) return traits_type::not_eof(ch);
+    line_.push_back(traits_type::to_char_type(ch));
+    if (ch == '\n') Flush();
+    return ch;
+  }
+  int sync() override {
+    Flush();
+    return out_->pubsync();
+  }
+
+ private:
+  void Flush() {
+    std::string safe;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= line_.size(); ++i) {
+      if (i == line_.size() || line_[i] == '\t' || line_[i] == '\n') {
+        safe += sc::core::SanitizeForDisplay(std::string_view(line_).substr(start, i - start));
+        if (i < line_.size()) safe.push_back(line_[i]);
+        start = i + 1;
+      }
+    }
+    out_->sputn(safe.data(), static_cast<std::streamsize>(safe.size()));
+    line_.clear();
+  }
+  std::streambuf* out_;  // borrowed: the stream's original buffer
+  std::string line_;
+};
+
 class StderrLogger : public sc::core::Logger {
  public:
   void Log(sc::core::LogLevel level, std::string_view message) override {
@@ -54,7 +100,9 @@ class StderrLogger : public sc::core::Logger {
   }
 };
 
-std::string JsonString(std::string_view s) {
+std::string JsonString(std::string_view raw) {
+  // Valid UTF-8 without controls first: what a card holds may be neither.
+  std::string s = sc::core::SanitizeForDisplay(raw);
   std::string out = "\"";
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
@@ -102,9 +150,28 @@ void Usage(std::ostream& out) {
          "  changepin [-h HASH]                change the card's PIN (current, new, new again)\n";
 }
 
+// Machinery: what a command that touches the card needs: the one deadline
+// (timeout + wait_for_card), shared by the card helper and the network helper
+// (OCSP fetches, directory searches), as in the module.
+struct Machinery {
+  explicit Machinery(const sc::core::Options& options)
+      : deadline(sc::core::LoginDeadline::ForLogin(options.timeout, options.wait_for_card)),
+        network(options.helper, options.module_env, options.helper_user, &deadline),
+        fetch(network.Fetcher()) {}
+  sc::core::Result<std::unique_ptr<sc::auth::CardSession>> Open(const sc::core::Options& options,
+                                                               sc::core::Logger& log) {
+    return sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; }, &deadline);
+  }
+  sc::core::LoginDeadline deadline;
+  sc::auth::NetworkHelper network;
+  sc::crypto::Fetcher fetch;
+};
+
 // ReadPin reads the PIN without echo from a terminal, or one line from a
-// non-terminal standard input (scripts, tests).
-sc::core::Result<sc::core::SecretBytes> ReadPin(const std::string& prompt) {
+// non-terminal standard input (scripts, tests). The time it waits for the
+// person does not count against the deadline.
+sc::core::Result<sc::core::SecretBytes> ReadPin(const std::string& prompt, sc::core::LoginDeadline* deadline) {
+  sc::core::LoginDeadline::Pause pause(deadline);
   bool tty = isatty(STDIN_FILENO) == 1;
   struct termios saved {};
   if (tty) {
@@ -269,9 +336,10 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     if (!loaded.ok()) return Report(loaded.status());
     trust = std::move(*loaded);
   }
-  auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
+  Machinery machinery(options);
+  auto session = machinery.Open(options, log);
   if (!session.ok()) return Report(session.status());
-  auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log);
+  auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log, &machinery.network);
   if (!mapper.ok()) return Report(mapper.status());
   bool first = true;
   if (cli.json) std::cout << "[";
@@ -279,10 +347,7 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     auto users = sc::core::UsersForKey(*file, id.cert.spki_sha256());
     std::string paired;
     for (const auto& u : users) paired += (paired.empty() ? "" : ",") + u;
-    sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
-      return (*session)->Fetch(url, body);
-    };
-    sc::auth::MappingResult mapping = (*mapper)->Map(id, &fetch);
+    sc::auth::MappingResult mapping = (*mapper)->Map(id, &machinery.fetch);
     if (!mapping.status.ok()) return Report(mapping.status);
     std::string mapped;
     for (const auto& u : mapping.users) mapped += (mapped.empty() ? "" : ",") + u;
@@ -290,7 +355,7 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     if (trust) {
       // With rules the mapper judged the certificate with this same store.
       sc::crypto::TrustVerdict verdict =
-          mapping.verdict ? *mapping.verdict : trust->Evaluate(id.cert, std::time(nullptr), &fetch);
+          mapping.verdict ? *mapping.verdict : trust->Evaluate(id.cert, std::time(nullptr), &machinery.fetch);
       trust_text = verdict.summary;
       for (const std::string& w : verdict.warnings) trust_text += "; warning: " + w;
     }
@@ -354,7 +419,8 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
   if (!account.ok()) return Report(Status(Code::kDenied, "refusing to pair: " + account.status().message()));
   auto want_hash = HashOption(cli);
   if (!want_hash.ok()) return Report(want_hash.status());
-  auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
+  Machinery machinery(options);
+  auto session = machinery.Open(options, log);
   if (!session.ok()) return Report(session.status());
   const sc::auth::CardIdentity* chosen = nullptr;
   const auto& ids = (*session)->identities();
@@ -373,10 +439,7 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
     // Pairing a certificate the module would refuse helps nobody.
     auto trust = sc::crypto::TrustStore::Load(sc::crypto::TrustPolicy::FromOptions(options));
     if (!trust.ok()) return Report(trust.status());
-    sc::crypto::Fetcher fetch = [&](const std::string& url, const std::vector<std::uint8_t>& body) {
-      return (*session)->Fetch(url, body);
-    };
-    sc::crypto::TrustVerdict verdict = (*trust)->Evaluate(chosen->cert, std::time(nullptr), &fetch);
+    sc::crypto::TrustVerdict verdict = (*trust)->Evaluate(chosen->cert, std::time(nullptr), &machinery.fetch);
     if (!verdict.trusted) return Report(Status(Code::kDenied, "refusing to pair: certificate not trusted: " + verdict.summary));
   }
   std::string label = chosen->token.token_label;
@@ -394,7 +457,7 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
     std::cerr << "Enter your PIN on the reader's PIN pad\n";
     proved = (*session)->Prove(*chosen, sc::core::SecretBytes(), true, &outcome);
   } else {
-    auto pin = ReadPin(sc::core::ExpandPrompt(options.pin_prompt, chosen->token.token_label));
+    auto pin = ReadPin(sc::core::ExpandPrompt(options.pin_prompt, chosen->token.token_label), &machinery.deadline);
     if (!pin.ok()) return Report(pin.status());
     if (!sc::auth::PinLengthOk(chosen->token, pin->size())) {
       return Report(Status(Code::kDenied, "PIN length outside the token's limits"));
@@ -483,7 +546,8 @@ int CmdPin(const Cli& cli, const sc::core::Options& options, sc::core::Logger& l
   bool change = operation == sc::core::PinOperation::kChange;
   auto hash = HashOption(cli);
   if (!hash.ok()) return Report(hash.status());
-  auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
+  Machinery machinery(options);
+  auto session = machinery.Open(options, log);
   if (!session.ok()) return Report(session.status());
   auto chosen = TokenOf(*hash, (*session)->identities());
   if (!chosen.ok()) return Report(chosen.status());
@@ -502,16 +566,17 @@ int CmdPin(const Cli& cli, const sc::core::Options& options, sc::core::Logger& l
     done = (*session)->Pin(identity, operation, sc::core::SecretBytes(), sc::core::SecretBytes(), true, &outcome);
   } else {
     auto pin = ReadPin(change ? "Current PIN for " + token.token_label + ": "
-                              : sc::core::ExpandPrompt(options.pin_prompt, token.token_label));
+                              : sc::core::ExpandPrompt(options.pin_prompt, token.token_label),
+                       &machinery.deadline);
     if (!pin.ok()) return Report(pin.status());
     if (!sc::auth::PinLengthOk(token, pin->size())) {
       return Report(Status(Code::kDenied, "the PIN must have " + limits + " characters; the card was not asked"));
     }
     sc::core::SecretBytes new_pin;
     if (change) {
-      auto first = ReadPin("New PIN for " + token.token_label + ": ");
+      auto first = ReadPin("New PIN for " + token.token_label + ": ", &machinery.deadline);
       if (!first.ok()) return Report(first.status());
-      auto again = ReadPin("New PIN again: ");
+      auto again = ReadPin("New PIN again: ", &machinery.deadline);
       if (!again.ok()) return Report(again.status());
       if (first->size() != again->size() || CRYPTO_memcmp(first->data(), again->data(), first->size()) != 0) {
         return Report(Status(Code::kDenied, "the new PINs differ; the PIN was not changed"));
@@ -722,13 +787,14 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
     ex.Add("trust", std::to_string(trust->anchor_count()) + " anchor(s), " + std::to_string(trust->crl_count()) +
                         " CRL file(s)" + (options.ocsp ? ", OCSP on" : ""));
   }
-  // As the module: the mapper (and a directory helper) before the card.
-  auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log);
+  // As the module: the mapper (and the network helper) before the card.
+  Machinery machinery(options);
+  auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log, &machinery.network);
   if (!mapper.ok()) {
     ex.reason = mapper.status().message();
     return ex.Print(cli.json);
   }
-  auto session = sc::auth::CardSession::Open(options, log, [] { std::cerr << "Insert your smart card\n"; });
+  auto session = machinery.Open(options, log);
   if (!session.ok()) {
     ex.Add("card", session.status().message());
     ex.result = sc::core::PamResultFor(session.status().code()).name;
@@ -739,9 +805,10 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
   sc::auth::Decision decision;
   decision.user = user;
   ExplainUi ui(ex);
-  Status decided = sc::auth::Decide(options, trust.get(), **mapper, **session, ui, [&](const std::string& from_card) {
-    return sc::core::CheckLogin(from_card, !options.no_check_shell);
-  }, &decision);
+  Status decided = sc::auth::Decide(
+      options, trust.get(), **mapper, **session, ui, &machinery.fetch,
+      [&](const std::string& from_card) { return sc::core::CheckLogin(from_card, !options.no_check_shell); },
+      &decision);
   if (!decided.ok()) {
     ex.result = sc::core::PamResultFor(decided.code()).name;
     ex.reason = decided.message();
@@ -763,7 +830,7 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
   if (usable->token.token_flags & sc::auth::kFlagProtectedAuthPath) {
     proved = (*session)->Prove(*usable, sc::core::SecretBytes(), true, &outcome);
   } else {
-    auto pin = ReadPin(sc::core::ExpandPrompt(options.pin_prompt, usable->token.token_label));
+    auto pin = ReadPin(sc::core::ExpandPrompt(options.pin_prompt, usable->token.token_label), &machinery.deadline);
     if (!pin.ok()) {
       ex.result = "PAM_CRED_INSUFFICIENT";
       ex.reason = pin.status().message();
@@ -794,7 +861,13 @@ int Main(int argc, char** argv) {
     } else if (a == "--pin") {
       cli.pin = true;
     } else if ((a == "--config" || a == "--service") && i + 1 < argc) {
-      (a == "--config" ? cli.config_path : cli.service) = argv[++i];
+      // The service name as libpam hands it to the module (lowercased, the
+      // part after the last '/'), so the prediction matches the module.
+      if (a == "--config") {
+        cli.config_path = argv[++i];
+      } else {
+        cli.service = sc::core::CanonicalServiceName(argv[++i]);
+      }
     } else if ((a == "--on-insert" || a == "--on-remove") && i + 1 < argc) {
       (a == "--on-insert" ? cli.on_insert : cli.on_remove) = argv[++i];
     } else if (a == "--help" || a == "-?") {
@@ -841,6 +914,21 @@ int Main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  SanitizingBuf out(std::cout.rdbuf());
+  SanitizingBuf err(std::cerr.rdbuf());
+  std::streambuf* saved_out = std::cout.rdbuf(&out);
+  std::streambuf* saved_err = std::cerr.rdbuf(&err);
+  std::cerr.setf(std::ios::unitbuf);  // prompts and errors appear at once
+  struct Restore {
+    std::streambuf* out;
+    std::streambuf* err;
+    ~Restore() {
+      std::cout.flush();
+      std::cerr.flush();
+      std::cout.rdbuf(out);
+      std::cerr.rdbuf(err);
+    }
+  } restore{saved_out, saved_err};
   try {
     return Main(argc, argv);
   } catch (const std::exception& e) {

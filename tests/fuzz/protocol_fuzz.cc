@@ -33,6 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   RoundTrip(in, sc::core::DecodeDirectoryReply);
   RoundTrip(in, sc::core::DecodePinRequest);
   RoundTrip(in, sc::core::DecodePinReply);
+  RoundTrip(in, sc::core::DecodeHello);
   (void)sc::core::PeekType(in);
   return 0;
 }

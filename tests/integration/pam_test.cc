@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -129,11 +130,32 @@ class PamTest : public ::testing::Test {
     fs::create_directories(dir_ / "pam.d");
     config_ = dir_ / "pam_smartcard.conf";
     pairings_ = dir_ / "smartcard_pairings";
-    mock_log_ = dir_ / "mock.log";
+    // The helper runs as helper_user (nobody) under this root test process:
+    // what the mock module writes goes to a directory it may write.
+    fs::create_directories(dir_ / "out");
+    fs::permissions(dir_ / "out", fs::perms::all | fs::perms::sticky_bit);
+    mock_log_ = dir_ / "out" / "mock.log";
+    // What the module logs: tests/integration/syslog_capture.cc.
+    syslog_ = dir_ / "syslog";
+    setenv("SC_SYSLOG_CAPTURE", syslog_.c_str(), 1);
     stack_ = "auth required " + Module() + " config=" + config_.string() + "\n";
   }
 
   static std::string Module() { return g_build + "/.libs/pam_smartcard.so"; }
+
+  // GiveToHelperUser makes path (recursively) the helper user's, as
+  // run-integration.sh does with the fixture tokens: SoftHSM writes its
+  // token file when a login fails or a PIN changes.
+  static void GiveToHelperUser(const fs::path& path) {
+    struct passwd* pw = getpwnam("nobody");  // run-integration.sh lists it for nss_wrapper
+    ASSERT_NE(pw, nullptr);
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    ASSERT_EQ(lchown(path.c_str(), uid, gid), 0);
+    for (const auto& entry : fs::recursive_directory_iterator(path)) {
+      ASSERT_EQ(lchown(entry.path().c_str(), uid, gid), 0) << entry.path();
+    }
+  }
 
   // SoftHsmConfig: a config for one SoftHSM card.
   std::string SoftHsmConfig(const std::string& card_conf_key, const std::string& extra = "") {
@@ -156,6 +178,7 @@ class PamTest : public ::testing::Test {
         fs::copy(entry.path(), tokens / entry.path().filename(), fs::copy_options::recursive);
       }
     }
+    GiveToHelperUser(tokens);
     fs::path conf = dir_ / "softhsm2.conf";
     WriteFile(conf, "directories.tokendir = " + tokens.string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
     return "[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\nmodule_env = SOFTHSM2_CONF=" + conf.string() +
@@ -206,6 +229,20 @@ class PamTest : public ::testing::Test {
     return out;
   }
 
+  // Syslog returns the module's log records (one per syslog call, as
+  // written: a record may hold a newline).
+  std::vector<std::string> Syslog() const {
+    std::string all = ReadFile(syslog_);
+    std::vector<std::string> records;
+    for (std::size_t pos = 0; pos < all.size();) {
+      std::size_t end = all.find("\x1e\n", pos);
+      if (end == std::string::npos) end = all.size();
+      records.push_back(all.substr(pos, end - pos));
+      pos = end + 2;
+    }
+    return records;
+  }
+
   int MockLogins() {
     std::string log = ReadFile(mock_log_);
     int n = 0;
@@ -220,7 +257,7 @@ class PamTest : public ::testing::Test {
     return false;
   }
 
-  fs::path dir_, config_, pairings_, mock_log_;
+  fs::path dir_, config_, pairings_, mock_log_, syslog_;
   std::string stack_;
   ConvState conv_;
 };
@@ -357,8 +394,8 @@ TEST_F(PamTest, CountLowIsAnnounced) {
 }
 
 TEST_F(PamTest, WrongPinReportsTriesLeftAndLock) {
-  fs::path counter = dir_ / "counter";
-  WriteFile(counter, "2\n");
+  fs::path counter = dir_ / "out" / "counter";
+  WriteFile(counter, "2\n", 0666);
   Setup(MockConfig("alice-rsa", "MOCK_P11_COUNTER=" + counter.string()));
   Pair("alice", "ALICE_RSA_SPKI");
   conv_.answers = {"999999"};
@@ -1592,10 +1629,11 @@ TEST_F(RuleTest, LdapRuleNeedsAnLdapSection) {
 
 // --- the helper's two sides ------------------------------------------------------
 
-// A helper serves the card or the directory, never both: directory answers
-// choose users, so they never come from a process that has loaded vendor
-// PKCS#11 code. The module spawns its directory helper with
-// SC_HELPER_ROLE=directory, and that helper refuses the card from the start.
+// A helper serves the card or the network, never both: directory answers
+// choose users and OCSP answers vouch for certificates, so neither comes from
+// a process that has loaded vendor PKCS#11 code. The module spawns its
+// network helper with --network, and that helper refuses the card; the card
+// helper refuses network work from the start.
 sc::core::ListRequest SoftHsmListRequest() {
   sc::core::ListRequest list;
   list.module = Fx("SOFTHSM_MODULE");
@@ -1605,19 +1643,18 @@ sc::core::ListRequest SoftHsmListRequest() {
 
 sc::core::Deadline InSeconds(int seconds) { return sc::core::Clock::now() + std::chrono::seconds(seconds); }
 
-TEST(HelperSidesTest, DirectoryHelperRefusesTheCard) {
-  auto helper = sc::helper::HelperClient::Spawn(
-      g_build + "/sc-helper",
-      {{sc::helper::kRoleVariable, sc::helper::kDirectoryRole}, {"SOFTHSM2_CONF", Fx("ALICE_RSA_CONF")}});
+TEST(HelperSidesTest, NetworkHelperRefusesTheCard) {
+  auto helper = sc::helper::HelperClient::Spawn(g_build + "/sc-helper", {{"SOFTHSM2_CONF", Fx("ALICE_RSA_CONF")}},
+                                                {sc::helper::HelperRole::kNetwork, ""});
   ASSERT_TRUE(helper.ok()) << helper.status().message();
   auto reply = (*helper)->List(SoftHsmListRequest(), InSeconds(10), [] {});
   ASSERT_TRUE(reply.ok()) << reply.status().message();
   EXPECT_EQ(reply->result, sc::core::HelperResult::kBadRequest);
-  EXPECT_EQ(reply->message, "list requested from a directory helper");
+  EXPECT_EQ(reply->message, "list requested from a network helper");
   EXPECT_TRUE(reply->identities.empty());
 }
 
-TEST(HelperSidesTest, CardHelperRefusesTheDirectory) {
+TEST(HelperSidesTest, CardHelperRefusesTheNetwork) {
   auto helper = sc::helper::HelperClient::Spawn(g_build + "/sc-helper", {{"SOFTHSM2_CONF", Fx("ALICE_RSA_CONF")}});
   ASSERT_TRUE(helper.ok()) << helper.status().message();
   auto listed = (*helper)->List(SoftHsmListRequest(), InSeconds(10), [] {});
@@ -1635,7 +1672,16 @@ TEST(HelperSidesTest, CardHelperRefusesTheDirectory) {
   ASSERT_TRUE(answer.ok()) << answer.status().message();
   EXPECT_FALSE(answer->ok);
   EXPECT_TRUE(answer->entries.empty());
-  EXPECT_EQ(answer->message, "directory search refused: this helper has loaded a PKCS#11 module");
+  EXPECT_EQ(answer->message, "directory search refused: this is a card helper");
+  sc::core::FetchRequest fetch;
+  fetch.url = "http://127.0.0.1:18888/";
+  fetch.content_type = "application/ocsp-request";
+  fetch.body = {0x30, 0x00};
+  fetch.timeout_seconds = 5;
+  auto fetched = (*helper)->Fetch(fetch, InSeconds(10));
+  ASSERT_TRUE(fetched.ok()) << fetched.status().message();
+  EXPECT_FALSE(fetched->ok);
+  EXPECT_EQ(fetched->message, "OCSP fetch refused: this is a card helper");
 }
 
 // --- directory mapping ([ldap], attribute = ldap:ATTRIBUTE) ----------------------

@@ -31,6 +31,13 @@ bash "$src/tests/fixtures/make-fixtures.sh" "$work/fixtures" >"$work/fixtures.lo
   cat "$work/fixtures.log"
   exit 1
 }
+# The module's helper runs as helper_user (nobody) under these root tests: the
+# mock PKCS#11 module it loads reads the fixture keys (test keys only), and
+# the SoftHSM tokens belong to that user (SoftHSM writes its token file on a
+# failed login), as a site's soft tokens would belong to its helper_user.
+helper_uid=$(id -u nobody) helper_gid=$(id -g nobody)
+chmod -R a+rX "$work/fixtures"
+chown -R "$helper_uid:$helper_gid" "$work/fixtures/tokens"
 
 cat >"$work/passwd" <<PASSWD
 root:x:0:0:root:/root:/bin/bash
@@ -39,6 +46,7 @@ bob:x:1002:1002:Bob:/home/bob:/bin/bash
 carol:x:1003:1003:Carol:/home/carol:/bin/sh
 dave:x:1004:1004:Dave:/home/dave:/bin/bash
 nologin:x:1005:1005:Disabled:/nonexistent:/usr/sbin/nologin
+nobody:x:$helper_uid:$helper_gid:nobody:/nonexistent:/usr/sbin/nologin
 valid:x:1010:1010:valid,,,:/home/valid:/bin/bash
 dupa:x:1011:1011:dup,,,:/home/dupa:/bin/bash
 dupb:x:1012:1012:dup:/home/dupb:/bin/bash
@@ -124,7 +132,9 @@ else
 fi
 
 export FIXTURES="$work/fixtures"
-export LD_PRELOAD="$nss_wrapper"
+# syslog_capture: what the module logs goes to the file a test names in
+# SC_SYSLOG_CAPTURE (tests/integration/syslog_capture.cc).
+export LD_PRELOAD="$nss_wrapper $build/tests/integration/.libs/libsyslogcapture.so"
 export NSS_WRAPPER_PASSWD="$work/passwd"
 export NSS_WRAPPER_GROUP="$work/group"
 # With --enable-sanitizers the ASan runtime is not first once nss_wrapper is preloaded.

@@ -474,6 +474,23 @@ TEST(ConfigServiceTest, NameMustMatchExactly) {
   }
 }
 
+// libpam lowercases the service name and keeps what follows the last '/':
+// a section no transaction can match would be silently ignored, so it is an
+// error that says what to write instead.
+TEST(ConfigServiceTest, SectionThatLibpamCanNeverMatchIsAnError) {
+  ExpectConfigError("[service Sudo]\npin_attempts = 1\n", "test.conf:1: [service Sudo]: libpam lowercases");
+  ExpectConfigError("[service Sudo]\n", "write [service sudo]");
+  ExpectConfigError("[global]\ndebug = no\n[service SCREENSAVER]\n", "test.conf:3: ");
+  ExpectConfigError("[service /etc/pam.d/sudo]\n", "no '/'");
+  EXPECT_TRUE(Build("[service sudo]\n[service gnome-screensaver]\n[service sshd]\n").ok());
+}
+
+TEST(ConfigServiceTest, CanonicalServiceNameIsWhatLibpamGivesTheModule) {
+  EXPECT_EQ(sc::core::CanonicalServiceName("Sudo"), "sudo");
+  EXPECT_EQ(sc::core::CanonicalServiceName("x/Y/Login"), "login");
+  EXPECT_EQ(sc::core::CanonicalServiceName("sudo-i"), "sudo-i");
+}
+
 TEST(ConfigServiceTest, ServiceSectionBeforeGlobalStillOverrides) {
   auto r = Build("[service sudo]\ntimeout = 7\n[global]\ntimeout = 9\n", "sudo");
   ASSERT_TRUE(r.ok()) << ErrorOf(r);
@@ -687,7 +704,7 @@ TEST(ConfigSyntaxTest, DuplicateSection) {
   // [global] may be reopened.
   EXPECT_TRUE(Build("[global]\ndebug = yes\n[global]\ntimeout = 5\n").ok());
   // Different services are different sections.
-  EXPECT_TRUE(Build("[service sudo]\n[service SUDO]\n[service su]\n").ok());
+  EXPECT_TRUE(Build("[service sudo]\n[service sudo-i]\n[service su]\n").ok());
 }
 
 TEST(ConfigSyntaxTest, LinesWithoutKeyOrEquals) {

@@ -137,6 +137,14 @@ PinReply SamplePinReply() {
   return m;
 }
 
+Hello SampleHello() {
+  Hello m;
+  m.ok = false;
+  m.message = "helper_user 'scard': no such user";
+  m.uid = 65534;
+  return m;
+}
+
 void ExpectIdentityEq(const TokenIdentity& a, const TokenIdentity& b) {
   EXPECT_EQ(a.id, b.id);
   EXPECT_EQ(a.slot_description, b.slot_description);
@@ -184,6 +192,7 @@ std::vector<Decoder> AllDecoders() {
        [](std::span<const std::uint8_t> p) { return DecodePinRequest(p).ok(); }},
       {"PinReply", MessageType::kPinReply,
        [](std::span<const std::uint8_t> p) { return DecodePinReply(p).ok(); }},
+      {"Hello", MessageType::kHello, [](std::span<const std::uint8_t> p) { return DecodeHello(p).ok(); }},
   };
 }
 
@@ -252,6 +261,8 @@ Bytes SampleEncoding(MessageType type) {
       return ToBytes(Encode(SamplePinRequest()));
     case MessageType::kPinReply:
       return ToBytes(Encode(SamplePinReply()));
+    case MessageType::kHello:
+      return ToBytes(Encode(SampleHello()));
   }
   return {};
 }
@@ -332,6 +343,20 @@ TEST(ProtocolWireTest, SignReplyLayout) {
   SignReply m = SampleSignReply();
   Bytes want = RawWriter().U8(4).U32(6).Str(m.message).U32(0x00010000).Vec(m.signature).bytes();
   EXPECT_EQ(ToBytes(Encode(m)), want);
+}
+
+TEST(ProtocolWireTest, HelloRoundTripsAndCarriesTheVersion) {
+  Hello m = SampleHello();
+  Bytes wire = ToBytes(Encode(m));
+  ASSERT_GE(wire.size(), 5u);
+  EXPECT_EQ(wire[0], 12);
+  EXPECT_EQ((Bytes{wire[1], wire[2], wire[3], wire[4]}), (Bytes{0, 0, 0, kProtocolVersion}));
+  auto back = DecodeHello(wire);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->version, kProtocolVersion);
+  EXPECT_FALSE(back->ok);
+  EXPECT_EQ(back->message, m.message);
+  EXPECT_EQ(back->uid, 65534u);
 }
 
 TEST(ProtocolWireTest, WaitingIsOneByte) {
@@ -716,6 +741,9 @@ TEST(ProtocolMalformedTest, SingleByteMutationsNeverCrashAndStayCanonical) {
             }
             break;
           case MessageType::kWaiting:
+            break;
+          case MessageType::kHello:
+            if (auto r = DecodeHello(m); r.ok()) again = ToBytes(Encode(*r));
             break;
           case MessageType::kFetchRequest:
             if (auto r = DecodeFetchRequest(m); r.ok()) again = ToBytes(Encode(*r));

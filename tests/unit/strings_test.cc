@@ -354,5 +354,85 @@ TEST(ShellIsListedTest, EmptyOrCommentOnlyFile) {
 
 TEST(ShellIsListedTest, CrlfLines) { EXPECT_TRUE(ShellIsListed("/bin/bash", "/bin/bash\r\n")); }
 
+
+// --- SanitizeForDisplay ---------------------------------------------------------
+// Everything from a card, a certificate, a helper or a user goes through it
+// before a terminal or a log: nothing that a terminal acts upon, a log reader
+// splits on, or a bidi algorithm reorders survives, and the rest is kept.
+
+TEST(SanitizeForDisplayTest, KeepsPrintableTextAndWellFormedUtf8) {
+  EXPECT_EQ(SanitizeForDisplay("alice-rsa"), "alice-rsa");
+  EXPECT_EQ(SanitizeForDisplay("Jos\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91"), "Jos\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
+  EXPECT_EQ(SanitizeForDisplay("CN=a\\,b"), "CN=a\\,b");
+  EXPECT_EQ(SanitizeForDisplay(""), "");
+}
+
+TEST(SanitizeForDisplayTest, EscapesC0AndDel) {
+  EXPECT_EQ(SanitizeForDisplay("a\nb"), "a\\x0ab");
+  EXPECT_EQ(SanitizeForDisplay("\x1b[2J\x07"), "\\x1b[2J\\x07");
+  EXPECT_EQ(SanitizeForDisplay(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(SanitizeForDisplay("tab\there\r\x7f"), "tab\\x09here\\x0d\\x7f");
+}
+
+TEST(SanitizeForDisplayTest, EscapesC1ControlsEncodedInUtf8) {
+  // U+009B (CSI) and U+009D (OSC) act like ESC [ and ESC ] on many terminals.
+  EXPECT_EQ(SanitizeForDisplay("\xc2\x9b" "31m"), "\\x9b31m");
+  EXPECT_EQ(SanitizeForDisplay("\xc2\x9d" "0;pwned\xc2\x9c"), "\\x9d0;pwned\\x9c");
+  EXPECT_EQ(SanitizeForDisplay("\xc2\x80\xc2\x9f\xc2\xa0"), "\\x80\\x9f\xc2\xa0");  // U+00A0 is printable
+}
+
+TEST(SanitizeForDisplayTest, EscapesBidiControlsAndLineSeparators) {
+  EXPECT_EQ(SanitizeForDisplay("user\xe2\x80\xaetoor"), "user\\u202etoor");   // RIGHT-TO-LEFT OVERRIDE
+  EXPECT_EQ(SanitizeForDisplay("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad"), "\\u202a\\u202b\\u202c\\u202d");
+  EXPECT_EQ(SanitizeForDisplay("\xe2\x81\xa6x\xe2\x81\xa9"), "\\u2066x\\u2069");  // isolates
+  EXPECT_EQ(SanitizeForDisplay("\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c"), "\\u200e\\u200f\\u061c");
+  EXPECT_EQ(SanitizeForDisplay("a\xe2\x80\xa8" "b\xe2\x80\xa9"), "a\\u2028b\\u2029");
+  EXPECT_EQ(SanitizeForDisplay("\xe2\x80\x8b"), "\xe2\x80\x8b");  // ZERO WIDTH SPACE: no control, kept
+}
+
+TEST(SanitizeForDisplayTest, EscapesEveryByteOfInvalidUtf8) {
+  EXPECT_EQ(SanitizeForDisplay("\xff\xfe"), "\\xff\\xfe");
+  EXPECT_EQ(SanitizeForDisplay("\xc0\x8a"), "\\xc0\\x8a");              // overlong newline
+  EXPECT_EQ(SanitizeForDisplay("\xe0\x80\x9b"), "\\xe0\\x80\\x9b");     // overlong ESC
+  EXPECT_EQ(SanitizeForDisplay("\xed\xa0\x80"), "\\xed\\xa0\\x80");     // surrogate
+  EXPECT_EQ(SanitizeForDisplay("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
+  EXPECT_EQ(SanitizeForDisplay("ok\xe2\x80"), "ok\\xe2\\x80");          // truncated at the end
+  EXPECT_EQ(SanitizeForDisplay("\xc3" "A"), "\\xc3" "A");
+}
+
+TEST(SanitizeForDisplayTest, NewlinesOnlyWhenAsked) {
+  EXPECT_EQ(SanitizeForDisplay("1) a\n2) b", /*keep_newlines=*/true), "1) a\n2) b");
+  EXPECT_EQ(SanitizeForDisplay("1) a\r\n", /*keep_newlines=*/true), "1) a\\x0d\n");
+}
+
+TEST(SanitizeForDisplayTest, IsIdempotentAndAlwaysSafe) {
+  // Every 1- and 2-byte input, and 3-byte ones from a set of interesting
+  // bytes: the output is well-formed UTF-8 with nothing unsafe in it, and
+  // sanitising it again changes nothing.
+  auto check = [](const std::string& in) {
+    std::string once = SanitizeForDisplay(in);
+    ASSERT_EQ(SanitizeForDisplay(once), once);
+    for (std::size_t i = 0; i < once.size();) {
+      std::uint32_t cp = 0;
+      std::size_t len = sc::core::Utf8Sequence(std::string_view(once).substr(i), &cp);
+      ASSERT_NE(len, 0u);
+      ASSERT_FALSE(cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+                   (cp >= 0x2066 && cp <= 0x2069));
+      i += len;
+    }
+  };
+  for (int a = 0; a < 256; ++a) {
+    check(std::string(1, static_cast<char>(a)));
+    for (int b = 0; b < 256; ++b) check(std::string{static_cast<char>(a), static_cast<char>(b)});
+  }
+  const unsigned char kEdges[] = {0x00, 0x0a, 0x1b, 0x7f, 0x80, 0x9b, 0xa8, 0xaa, 0xae, 0xbf,
+                                  0xc2, 0xe2, 0xed, 0xef, 0xf0, 0xf4, 0xff};
+  for (unsigned char a : kEdges) {
+    for (unsigned char b : kEdges) {
+      for (unsigned char c : kEdges) check(std::string{char(a), char(b), char(c)});
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sc::core

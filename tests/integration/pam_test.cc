@@ -29,13 +29,18 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include <openssl/x509.h>
+#include <p11-kit/pkcs11.h>
+
 #include "core/protocol.h"
+#include "core/strings.h"
 #include "helper/client.h"
 
 namespace {
@@ -2190,6 +2195,460 @@ TEST_F(PcscTest, ScAuthWatchSeesInsertRemoveAndSurvivesPcscdRestart) {
   ASSERT_EQ(Lab("pcscd-start", &out), 0) << out;
   // vpiv reconnects to the new pcscd: the card shows up again.
   EXPECT_TRUE(watch.WaitFor("insert\tVirtual PCD 00 00", 8000)) << watch.Seen();
+}
+
+// --- hardening: what an attacker's review found (issue "Hardening") ---------------
+// Each test failed on the code before its fix.
+
+// HasUnsafeBytes: a byte or code point a terminal or a log reader acts upon.
+bool HasUnsafeBytes(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    std::uint32_t cp = 0;
+    std::size_t len = sc::core::Utf8Sequence(std::string_view(s).substr(i), &cp);
+    if (len == 0) return true;
+    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)) {
+      return true;
+    }
+    i += len;
+  }
+  return false;
+}
+
+// Finding 10: a helper that cannot start is a broken installation
+// (PAM_SERVICE_ERR, with the reason), never "no card".
+TEST_F(PamTest, HelperThatCannotBeExecutedIsServiceErr) {
+  fs::path fake = dir_ / "not-a-program";
+  WriteFile(fake, "this is not an executable\n", 0755);
+  std::string text = SoftHsmConfig("ALICE_RSA_CONF");
+  text.replace(text.find(g_build + "/sc-helper"), (g_build + "/sc-helper").size(), fake.string());
+  Setup(text);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+  EXPECT_TRUE(conv_.prompts.empty());
+  std::string logged;
+  for (const std::string& r : Syslog()) logged += r + "\n";
+  EXPECT_NE(logged.find("cannot run the smart-card helper " + fake.string() + ": Exec format error"),
+            std::string::npos) << logged;
+}
+
+TEST_F(PamTest, HelperWithAMissingLibraryIsServiceErr) {
+  // A copy of the real helper whose libpcsclite is not installed: the
+  // dynamic loader gives up before main (exit status 127).
+  std::string binary = ReadFile(g_build + "/sc-helper");
+  std::size_t at = binary.find("libpcsclite.so.1");
+  ASSERT_NE(at, std::string::npos);
+  binary.replace(at, 16, "libpcsclitX.so.1");
+  fs::path broken = dir_ / "sc-helper-broken";
+  { std::ofstream(broken, std::ios::binary) << binary; }
+  chmod(broken.c_str(), 0755);
+  std::string text = SoftHsmConfig("ALICE_RSA_CONF");
+  text.replace(text.find(g_build + "/sc-helper"), (g_build + "/sc-helper").size(), broken.string());
+  Setup(text);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+  std::string logged;
+  for (const std::string& r : Syslog()) logged += r + "\n";
+  EXPECT_NE(logged.find("exited with status 127 before it started"), std::string::npos) << logged;
+  EXPECT_EQ(logged.find("Connection reset"), std::string::npos) << logged;
+}
+
+TEST_F(PamTest, UnknownHelperUserIsServiceErr) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "helper_user = no-such-account\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+  EXPECT_TRUE(conv_.prompts.empty());
+  std::string logged;
+  for (const std::string& r : Syslog()) logged += r + "\n";
+  EXPECT_NE(logged.find("helper_user 'no-such-account': no such user"), std::string::npos) << logged;
+}
+
+// Finding 3: a caller started with fd 0, 1 or 2 closed (setuid programs can
+// be, daemons often are) still gets a helper with its channel on fd 3.
+TEST_F(PamTest, CallerWithClosedStandardDescriptorsStillLogsIn) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  WriteFile(dir_ / "pam.d" / "sctest", stack_);
+  for (const std::vector<int>& closed : std::vector<std::vector<int>>{{0}, {1}, {2}, {0, 1, 2}}) {
+    std::string which;
+    for (int fd : closed) which += std::to_string(fd);
+    int result[2];
+    ASSERT_EQ(pipe2(result, O_CLOEXEC), 0);
+    // The result pipe sits far above 0-2, so closing those leaves it alone.
+    int out = fcntl(result[1], F_DUPFD_CLOEXEC, 100);
+    close(result[1]);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(result[0]);
+      for (int fd : closed) close(fd);
+      ConvState conv;
+      conv.answers = {"123456"};
+      struct pam_conv pc {Converse, &conv};
+      pam_handle_t* pamh = nullptr;
+      int rc = pam_start_confdir("sctest", "alice", &pc, (dir_ / "pam.d").c_str(), &pamh);
+      if (rc == PAM_SUCCESS) {
+        rc = pam_authenticate(pamh, 0);
+        pam_end(pamh, rc);
+      }
+      ssize_t ignored = write(out, &rc, sizeof rc);
+      static_cast<void>(ignored);
+      _exit(0);
+    }
+    close(out);
+    // The old code hung here for good (pamtester read the PIN from the
+    // helper's socket): bound the wait.
+    struct pollfd p {result[0], POLLIN, 0};
+    int ready = poll(&p, 1, 20000);
+    int rc = -1;
+    if (ready > 0 && read(result[0], &rc, sizeof rc) != static_cast<ssize_t>(sizeof rc)) rc = -1;
+    if (ready <= 0) kill(pid, SIGKILL);
+    close(result[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    EXPECT_EQ(rc, PAM_SUCCESS) << "fds " << which << " closed";
+  }
+}
+
+// Privilege separation: a hostile PKCS#11 module loaded under a root caller
+// gets the helper user's rights, no capabilities and no way back to root.
+std::map<std::string, std::string> ReadHostileLog(const fs::path& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    auto sep = line.find_first_of("=:");
+    if (sep == std::string::npos) continue;
+    std::string value = line.substr(sep + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    out[line.substr(0, sep)] = value;
+  }
+  return out;
+}
+
+TEST_F(PamTest, HostileModuleUnderARootCallerGetsNothing) {
+  ASSERT_EQ(geteuid(), 0u) << "the test process is the root caller";
+  fs::path log = dir_ / "out" / "hostile.log";
+  std::string config = MockConfig("alice-rsa", "HOSTILE_P11_LOG=" + log.string() + " HOSTILE_P11_MOCK=" + g_build +
+                                                   "/tests/mock/.libs/libmockp11.so");
+  std::string mock = g_build + "/tests/mock/.libs/libmockp11.so\n";
+  config.replace(config.find(mock), mock.size(), g_build + "/tests/mock/.libs/libhostilep11.so\n");
+  Setup(config);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);  // what the token deserves, attacks or not
+  auto seen = ReadHostileLog(log);
+  ASSERT_FALSE(seen.empty()) << "the hostile module did not run";
+  EXPECT_EQ(seen["shadow"], "EACCES");
+  EXPECT_EQ(seen["etc"], "EACCES");
+  EXPECT_EQ(seen["setuid"], "EPERM");
+  EXPECT_EQ(seen["ptrace"], "EPERM");
+  EXPECT_EQ(seen["environ"], "EACCES");
+  struct passwd* nobody = getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  std::string id = std::to_string(nobody->pw_uid);
+  EXPECT_EQ(seen["Uid"], id + "\t" + id + "\t" + id + "\t" + id);
+  for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    EXPECT_EQ(seen[set], "0000000000000000") << set;
+  }
+  EXPECT_EQ(seen["NoNewPrivs"], "1");
+  EXPECT_EQ(seen["dumpable"], "0");
+  EXPECT_FALSE(fs::exists("/etc/pam_smartcard_hostile_module_was_here"));
+}
+
+TEST_F(PamTest, HelperUserRootKeepsRootForVendorModulesThatNeedIt) {
+  // The same probe with helper_user = root: it does read /etc/shadow, so the
+  // test above would see a helper that kept root. (No write under /etc and
+  // no ptrace here: the machine's /etc and this test process stay alone.)
+  fs::path log = dir_ / "out" / "hostile.log";
+  std::string config = MockConfig("alice-rsa", "HOSTILE_P11_LOG=" + log.string() + " HOSTILE_P11_MOCK=" + g_build +
+                                                   "/tests/mock/.libs/libmockp11.so HOSTILE_P11_ONLY=shadow",
+                                  "helper_user = root\n");
+  std::string mock = g_build + "/tests/mock/.libs/libmockp11.so\n";
+  config.replace(config.find(mock), mock.size(), g_build + "/tests/mock/.libs/libhostilep11.so\n");
+  Setup(config);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  auto seen = ReadHostileLog(log);
+  EXPECT_EQ(seen["shadow"], "ok");
+  EXPECT_EQ(seen["Uid"], "0\t0\t0\t0");
+  EXPECT_EQ(seen["NoNewPrivs"], "1");  // the other limits still apply
+}
+
+TEST_F(PamTest, SoftTokenWorksWithTheUnprivilegedHelper) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "debug = yes\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  struct passwd* nobody = getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  bool said = false;
+  for (const std::string& r : Syslog()) {
+    said = said || r.find("card helper runs as uid " + std::to_string(nobody->pw_uid)) != std::string::npos;
+  }
+  EXPECT_TRUE(said);
+}
+
+// Findings 6 and 7: nothing from a user name, a card or a helper reaches the
+// log or a terminal as a control character, an escape sequence, a bidi
+// override or a second line.
+TEST_F(PamTest, UserNameWithANewlineCannotForgeALogLine) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_NE(Run("alice\npam_smartcard(sudo:auth): authentication succeeded: user=root").rc, PAM_SUCCESS);
+  auto records = Syslog();
+  ASSERT_FALSE(records.empty());
+  bool escaped = false;
+  for (const std::string& r : records) {
+    EXPECT_FALSE(HasUnsafeBytes(r)) << r;
+    bool forged_text = r.find("user=alice\\x0apam_smartcard(sudo:auth): authentication succeeded") != std::string::npos;
+    // "succeeded" appears only inside the escaped user name, never as a line of its own.
+    if (r.find("succeeded") != std::string::npos) {
+      EXPECT_TRUE(forged_text) << r;
+    }
+    escaped = escaped || forged_text;
+  }
+  EXPECT_TRUE(escaped);
+}
+
+TEST_F(PamTest, HelperMessagesAndNotesAreLoggedEscaped) {
+  Setup("[global]\nhelper = " + g_build + "/tests/integration/lying_helper\nmodule_env = LYING_HELPER_MODE=escapes\n"
+        "pcsc_check = no\ntimeout = 5\ndebug = yes\npairings_file = " + pairings_.string() + "\n");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+  auto records = Syslog();
+  std::string all;
+  for (const std::string& r : records) {
+    EXPECT_FALSE(HasUnsafeBytes(r)) << r;
+    all += r + "\n";
+  }
+  EXPECT_NE(all.find("line1\\x0aforged: authentication succeeded: user=root\\x1b[2J\\x07 \\x9b31m \\u202etoor "
+                     "\\xff\\xfe end"), std::string::npos) << all;
+  for (const std::string& info : conv_.infos) EXPECT_FALSE(HasUnsafeBytes(info)) << info;
+  for (const std::string& error : conv_.errors) EXPECT_FALSE(HasUnsafeBytes(error)) << error;
+}
+
+TEST_F(PamTest, CardLabelsWithEscapesReachNeitherPromptNorLogNorScAuth) {
+  // Through the real helper: a token label with a C1 CSI, an OSC and a
+  // right-to-left override (UTF-8, as a card may hold).
+  Setup(MockConfig("alice-rsa", "MOCK_P11_LABEL=Card\xc2\x9b" "31m\xc2\x9d" "0;x\xe2\x80\xae" "nimda", "debug = yes\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  ASSERT_EQ(conv_.prompts.size(), 1u);
+  EXPECT_EQ(conv_.prompts[0], "PIN for Card\\x9b31m\\x9d0;x\\u202enimda: ");
+  for (const std::string& r : Syslog()) EXPECT_FALSE(HasUnsafeBytes(r)) << r;
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " identities", "", &out), 0) << out;
+  EXPECT_NE(out.find("Card\\x9b31m\\x9d0;x\\u202enimda"), std::string::npos) << out;
+  std::string no_newlines = out;
+  std::erase(no_newlines, '\n');
+  EXPECT_FALSE(HasUnsafeBytes(no_newlines)) << out;
+  EXPECT_EQ(RunScAuth("--json --config " + config_.string() + " identities", "", &out), 0) << out;
+  no_newlines = out;
+  std::erase(no_newlines, '\n');
+  EXPECT_FALSE(HasUnsafeBytes(no_newlines)) << out;
+
+  // Through a lying helper: ESC, BEL, newlines and invalid UTF-8 too.
+  conv_ = ConvState{};
+  Setup("[global]\nhelper = " + g_build + "/tests/integration/lying_helper\nmodule_env = LYING_HELPER_MODE=identity "
+        "LYING_HELPER_CERT=" + Fx("FIXTURES") + "/certs/alice-rsa.der\npcsc_check = no\ntimeout = 5\ndebug = yes\n"
+        "pairings_file = " + pairings_.string() + "\n");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  ASSERT_EQ(conv_.prompts.size(), 1u);
+  EXPECT_FALSE(HasUnsafeBytes(conv_.prompts[0])) << conv_.prompts[0];
+  EXPECT_NE(conv_.prompts[0].find("\\x1b[2J\\x07"), std::string::npos) << conv_.prompts[0];
+  for (const std::string& r : Syslog()) EXPECT_FALSE(HasUnsafeBytes(r)) << r;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " identities", "", &out), 0) << out;
+  no_newlines = out;
+  std::erase(no_newlines, '\n');
+  EXPECT_FALSE(HasUnsafeBytes(no_newlines)) << out;
+}
+
+// Finding 8: "Insert your smart card" once per login, however often a helper
+// says it waits.
+TEST_F(PamTest, InsertCardIsShownOnceWhenTheHelperFloods) {
+  Setup("[global]\nhelper = " + g_build + "/tests/integration/lying_helper\nmodule_env = LYING_HELPER_MODE=flood-waiting\n"
+        "wait_for_card = 5\ntimeout = 5\npairings_file = " + pairings_.string() + "\n");
+  Pair("alice", "ALICE_RSA_SPKI");
+  auto out = Run("alice");
+  EXPECT_NE(out.rc, PAM_SUCCESS);
+  EXPECT_NE(out.rc, PAM_IGNORE);
+  EXPECT_EQ(conv_.infos, std::vector<std::string>{"Insert your smart card"});
+  EXPECT_LT(out.seconds, 2.0);
+}
+
+// Finding 9: a [service] section libpam can never select is an error, and
+// sc_auth --service follows libpam's rule as the module does.
+TEST_F(PamTest, ServiceSectionThatLibpamCannotMatchIsServiceErr) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "[service Sctest]\nwait_for_card = 10\n"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+  EXPECT_TRUE(conv_.prompts.empty());
+  std::string logged;
+  for (const std::string& r : Syslog()) logged += r + "\n";
+  EXPECT_NE(logged.find("[service Sctest]: libpam lowercases service names"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("write [service sctest]"), std::string::npos) << logged;
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " list", "", &out), 1) << out;
+  EXPECT_NE(out.find("libpam lowercases"), std::string::npos) << out;
+
+  // Written as libpam hands it over, the section applies, and sc_auth
+  // --service SCTEST predicts what the module does for the service "sctest".
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "[service sctest]\npin_prompt = \"Service PIN: \"\n"));
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  ASSERT_EQ(conv_.prompts.size(), 1u);
+  EXPECT_EQ(conv_.prompts[0], "Service PIN: ");
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --service SCTEST explain -u alice", "", &out), 0) << out;
+  EXPECT_NE(out.find("[service sctest]"), std::string::npos) << out;
+}
+
+// Finding 4: one deadline for the whole login. A token with 64 copies of one
+// CA-issued certificate and a responder that accepts and never answers:
+// the certificate is judged once (one OCSP connection), and the login ends
+// by the deadline + 1 s (it took 64 x timeout).
+class SilentResponder {
+ public:
+  // Accepts connections on the responder's port, counts them, never answers.
+  SilentResponder() {
+    fd_ = ListenOnResponderPort();
+    if (fd_ < 0) return;
+    thread_ = std::thread([this] {
+      for (;;) {
+        int c = accept(fd_, nullptr, nullptr);
+        if (c < 0) return;  // closed: done
+        std::lock_guard<std::mutex> lock(mutex_);
+        held_.push_back(c);
+      }
+    });
+  }
+  ~SilentResponder() {
+    if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) close(fd_);
+    for (int c : held_) close(c);
+  }
+  bool ok() const { return fd_ >= 0; }
+  std::size_t connections() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return held_.size();
+  }
+
+ private:
+  int fd_ = -1;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<int> held_;
+};
+
+// WriteCertificateCopies stores n copies of the certificate der (CKA_ID 01)
+// on the first token of the SoftHSM configured by conf, in one session (a
+// pkcs11-tool run per copy took 12 s for 64). "" or what failed.
+std::string WriteCertificateCopies(const std::string& module, const fs::path& conf, const std::string& der, int n) {
+  setenv("SOFTHSM2_CONF", conf.c_str(), 1);
+  void* lib = dlopen(module.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) return dlerror();
+  auto get = reinterpret_cast<CK_RV (*)(CK_FUNCTION_LIST_PTR_PTR)>(dlsym(lib, "C_GetFunctionList"));
+  CK_FUNCTION_LIST_PTR f = nullptr;
+  std::string failed;
+  if (get == nullptr || get(&f) != CKR_OK || f->C_Initialize(nullptr) != CKR_OK) {
+    failed = "cannot initialise " + module;
+  } else {
+    CK_SLOT_ID slots[4];
+    CK_ULONG count = 4;
+    CK_SESSION_HANDLE h = 0;
+    CK_UTF8CHAR pin[] = "123456";
+    if (f->C_GetSlotList(CK_TRUE, slots, &count) != CKR_OK || count == 0 ||
+        f->C_OpenSession(slots[0], CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &h) != CKR_OK ||
+        f->C_Login(h, CKU_USER, pin, 6) != CKR_OK) {
+      failed = "cannot log in to the token";
+    }
+    // CKA_SUBJECT is required for an X.509 certificate object.
+    std::vector<unsigned char> subject;
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    if (X509* x = d2i_X509(nullptr, &p, static_cast<long>(der.size()))) {
+      unsigned char* out = nullptr;
+      int len = i2d_X509_NAME(X509_get_subject_name(x), &out);
+      if (len > 0) subject.assign(out, out + len);
+      OPENSSL_free(out);
+      X509_free(x);
+    }
+    if (subject.empty() && failed.empty()) failed = "not a certificate";
+    for (int i = 0; i < n && failed.empty(); ++i) {
+      CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+      CK_CERTIFICATE_TYPE type = CKC_X_509;
+      CK_BBOOL yes = CK_TRUE;
+      CK_BYTE id = 1;
+      std::string label = "copy" + std::to_string(i);
+      CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                             {CKA_CERTIFICATE_TYPE, &type, sizeof type},
+                             {CKA_TOKEN, &yes, sizeof yes},
+                             {CKA_ID, &id, 1},
+                             {CKA_LABEL, label.data(), label.size()},
+                             {CKA_SUBJECT, subject.data(), subject.size()},
+                             {CKA_VALUE, const_cast<char*>(der.data()), der.size()}};
+      CK_OBJECT_HANDLE o;
+      CK_RV rv = f->C_CreateObject(h, tmpl, 7, &o);
+      if (rv != CKR_OK) failed = "C_CreateObject: " + std::to_string(rv) + " at copy " + std::to_string(i);
+    }
+    f->C_Finalize(nullptr);
+  }
+  unsetenv("SOFTHSM2_CONF");
+  dlclose(lib);
+  return failed;
+}
+
+TEST_F(OcspTest, SixtyFourCopiesOfACertificateAndASilentResponderEndByTheDeadline) {
+  // One SoftHSM token: the key of valid-aia once, its certificate 64 times,
+  // all under CKA_ID 01 (each copy is an identity).
+  fs::path tokens = dir_ / "tokens";
+  fs::create_directories(tokens);
+  fs::path conf = dir_ / "softhsm2.conf";
+  WriteFile(conf, "directories.tokendir = " + tokens.string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
+  std::string env = "SOFTHSM2_CONF=" + conf.string() + " ";
+  auto run = [&](const std::string& cmd) { return std::system((env + cmd + " >/dev/null 2>&1").c_str()); };
+  ASSERT_EQ(run("softhsm2-util --init-token --free --label copies --pin 123456 --so-pin 12345678"), 0);
+  ASSERT_EQ(run("softhsm2-util --import " + Fx("TRUST_VALID_AIA_KEY") +
+                " --token copies --label key --id 01 --pin 123456"), 0);
+  fs::path der = dir_ / "valid-aia.der";
+  ASSERT_EQ(std::system(("openssl x509 -in " + Fx("TRUST_VALID_AIA_CERT") + " -outform DER -out " + der.string())
+                            .c_str()), 0);
+  ASSERT_EQ(WriteCertificateCopies(Fx("SOFTHSM_MODULE"), conf, ReadFile(der), 64), "");
+  GiveToHelperUser(tokens);
+  SilentResponder responder;
+  ASSERT_TRUE(responder.ok());
+  Setup("[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\nmodule_env = SOFTHSM2_CONF=" + conf.string() +
+        "\npcsc_check = no\ntimeout = 4\nhelper = " + g_build + "/sc-helper\npairings_file = " + pairings_.string() +
+        "\ncheck_certificate_trust = hard-revocation\nca_file = " + Fx("CA_CHAIN") + "\nocsp = yes\ncrl_dir = " +
+        (dir_ / "crls").string() + "\ncache_dir = " + (dir_ / "cache").string() + "\n");
+  Pair("alice", "TRUST_VALID_AIA_SPKI");
+  conv_.answers = {"123456"};
+  auto out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_AUTH_ERR);  // hard-revocation: no status could be had
+  EXPECT_LT(out.seconds, 4 + 1.0);
+  EXPECT_EQ(responder.connections(), 1u);
+  EXPECT_TRUE(conv_.prompts.empty());
+}
+
+TEST_F(OcspTest, SilentResponderLeavesTheCardItsHalfOfTheDeadline) {
+  // soft-revocation: the responder gets the first half of timeout, the card
+  // signs in the second, and the login succeeds.
+  SilentResponder responder;
+  ASSERT_TRUE(responder.ok());
+  Configure("VALID_AIA", "soft-revocation");
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Login(), PAM_SUCCESS);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(seconds, 0.9);  // timeout = 2: one second for the responder
+  EXPECT_LT(seconds, 2.0);
+  EXPECT_EQ(responder.connections(), 1u);
 }
 
 }  // namespace

@@ -69,7 +69,7 @@ std::string WrongPinText(std::uint32_t token_flags_after) {
 
 core::Result<std::unique_ptr<CardSession>> CardSession::Open(const core::Options& options, core::Logger& log,
                                                              const std::function<void()>& on_waiting,
-                                                             core::LoginDeadline* deadline) {
+                                                             core::LoginDeadline* deadline, const OpenOptions& how) {
   auto client = helper::HelperClient::Spawn(options.helper, options.module_env,
                                             {helper::HelperRole::kCard, options.helper_user});
   if (!client.ok()) return client.status();
@@ -81,9 +81,12 @@ core::Result<std::unique_ptr<CardSession>> CardSession::Open(const core::Options
   request.token_uri = options.token;
   request.pcsc_check = options.pcsc_check;
   request.reader_glob = options.reader;
-  request.wait_for_card = options.wait_for_card;
-  auto reply = (*client)->List(request, deadline->at(), on_waiting);
+  request.wait_for_card = how.wait_for_card.value_or(options.wait_for_card);
+  bool pcsc_hung = false;
+  auto reply = (*client)->List(request, deadline->at(), on_waiting, std::chrono::seconds(options.pcsc_timeout),
+                               &pcsc_hung);
   if (!reply.ok()) {
+    if (pcsc_hung && how.on_pcsc_hung) how.on_pcsc_hung();
     if (reply.status().code() == core::Code::kUnavailable) {
       return core::Unavailable(reply.status().message() + " (listing tokens, timeout " +
                                std::to_string(options.timeout) + " s)");
@@ -95,6 +98,7 @@ core::Result<std::unique_ptr<CardSession>> CardSession::Open(const core::Options
     note = Printable(note);
     log.Debug("helper: " + note);
   }
+  if (how.list_result != nullptr) *how.list_result = reply->result;
   if (reply->result != core::HelperResult::kOk) return ListFailure(*reply);
   std::unique_ptr<CardSession> session(new CardSession(std::move(*client), deadline, log));
   session->notes_ = reply->notes;

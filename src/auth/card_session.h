@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,16 +40,29 @@ struct ProofOutcome {
 
 class CardSession {
  public:
+  // OpenOptions: what a caller may change of how Open looks for the card.
+  struct OpenOptions {
+    std::optional<std::uint32_t> wait_for_card;  // instead of options.wait_for_card
+    std::function<void()> on_pcsc_hung;          // the PC/SC service did not answer in pcsc_timeout
+    core::HelperResult* list_result = nullptr;   // out: the helper's answer when it listed nothing
+  };
+
   // Open spawns the card helper (as options.helper_user under a root
   // caller) and lists identities by the login's deadline (borrowed: it
-  // outlives the session; every later exchange uses it too). on_waiting runs
-  // once, when the helper starts waiting for a card. Identities whose
-  // certificate does not parse are logged and dropped. kUnavailable when
-  // there is no card/token/identity; kConfig when the helper cannot start.
-  static core::Result<std::unique_ptr<CardSession>> Open(const core::Options& options,
-                                                         core::Logger& log,
+  // outlives the session; every later exchange uses it too); the PC/SC check
+  // is bounded by options.pcsc_timeout. on_waiting runs once, when the
+  // helper starts waiting for a card. Identities whose certificate does not
+  // parse are logged and dropped. kUnavailable when there is no
+  // card/token/identity; kConfig when the helper cannot start.
+  static core::Result<std::unique_ptr<CardSession>> Open(const core::Options& options, core::Logger& log,
                                                          const std::function<void()>& on_waiting,
-                                                         core::LoginDeadline* deadline);
+                                                         core::LoginDeadline* deadline,
+                                                         const OpenOptions& how);
+  static core::Result<std::unique_ptr<CardSession>> Open(const core::Options& options, core::Logger& log,
+                                                         const std::function<void()>& on_waiting,
+                                                         core::LoginDeadline* deadline) {
+    return Open(options, log, on_waiting, deadline, OpenOptions{});
+  }
 
   const std::vector<CardIdentity>& identities() const { return identities_; }
   const std::vector<std::string>& notes() const { return notes_; }

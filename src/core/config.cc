@@ -6,6 +6,7 @@
 
 #include "core/attribute_rule.h"
 #include "core/directory.h"
+#include "core/safe_regex.h"
 #include "core/strings.h"
 
 namespace sc::core {
@@ -120,6 +121,31 @@ Status SetTrust(Options& o, std::string_view v) {
   return Bad("check_certificate_trust", v, "none, chain, soft-revocation, hard-revocation or 0-3");
 }
 
+Status SetPcscTimeout(Options& o, std::string_view v) {
+  auto n = ParseUnsigned(v, 60);
+  if (!n || *n == 0) return ConfigError("expected 1..60 seconds, got '" + std::string(v) + "'");
+  o.pcsc_timeout = static_cast<std::uint32_t>(*n);
+  return Status::Ok();
+}
+
+Status SetPinAttempts(Options& o, std::string_view v) {
+  auto n = ParseUnsigned(v, 10);
+  if (!n || *n == 0) return ConfigError("expected 1..10 tries, got '" + std::string(v) + "'");
+  o.pin_attempts = static_cast<std::uint32_t>(*n);
+  return Status::Ok();
+}
+
+// SetPinPattern checks the expression as `match` is checked (bounded for
+// glibc, compiles): a broken pattern would otherwise hand every PIN on as
+// a password, or every password to the card.
+Status SetPinPattern(Options& o, std::string_view v) {
+  if (!v.empty()) {
+    auto re = CompiledRegex::Compile(std::string(v));
+    if (!re.ok()) return re.status();
+  }
+  return SetString<&Options::pin_pattern>(o, v);
+}
+
 Status SetPinPrompt(Options& o, std::string_view v) {
   if (v.empty()) return ConfigError("pin_prompt may not be empty");
   if (v.size() > 256) return ConfigError("pin_prompt is longer than 256 bytes");
@@ -164,6 +190,10 @@ constexpr OptionDescriptor kOptions[] = {
     {"pcsc_check", &SetBool<&Options::pcsc_check>},
     {"wait_for_card", &SetUint<&Options::wait_for_card, 3600>},
     {"timeout", &SetTimeout},
+    {"pcsc_timeout", &SetPcscTimeout},
+    {"pin_attempts", &SetPinAttempts},
+    {"pin_pattern", &SetPinPattern},
+    {"protect_final_try", &SetBool<&Options::protect_final_try>},
     {"pin_prompt", &SetPinPrompt},
     {"check_certificate_trust", &SetTrust},
     {"ca_file", &SetPath<&Options::ca_file>},

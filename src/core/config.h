@@ -46,6 +46,10 @@ struct Options {
   bool pcsc_check = true;
   std::uint32_t wait_for_card = 0;
   std::uint32_t timeout = 30;
+  std::uint32_t pcsc_timeout = 3;    // bound on an unresponsive PC/SC service
+  std::uint32_t pin_attempts = 1;    // PIN tries per PAM transaction
+  std::string pin_pattern;           // ERE a PIN must match; "" = none
+  bool protect_final_try = true;     // a login never uses the card's last try
   std::string pin_prompt = "PIN for %t: ";
   TrustLevel check_certificate_trust = TrustLevel::kNone;
   std::string ca_file;

@@ -344,6 +344,11 @@ Frame EncodeWaiting() {
   return w.Take();
 }
 
+Frame EncodePresence() {
+  Writer w(MessageType::kPresence);
+  return w.Take();
+}
+
 Result<MessageType> PeekType(std::span<const std::uint8_t> payload) {
   if (payload.empty()) return Malformed("empty message");
   return static_cast<MessageType>(payload[0]);

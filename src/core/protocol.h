@@ -39,6 +39,7 @@ enum class MessageType : std::uint8_t {
   kPinRequest = 10,
   kPinReply = 11,
   kHello = 12,  // helper -> module, first frame: the helper has started
+  kPresence = 13,  // helper -> module: the PC/SC check found a card; PKCS#11 next
 };
 
 // HelperResult: what went wrong on the hardware side.
@@ -219,6 +220,7 @@ Frame Encode(const ListReply& m);
 Frame Encode(const SignRequest& m);
 Frame Encode(const SignReply& m);
 Frame EncodeWaiting();
+Frame EncodePresence();
 
 // PeekType returns the type byte of a payload, or an error for an empty one.
 Result<MessageType> PeekType(std::span<const std::uint8_t> payload);

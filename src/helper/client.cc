@@ -258,30 +258,60 @@ core::Result<core::Frame> HelperClient::Exchange(const core::Frame& request, cor
   return reply;
 }
 
-core::Result<core::ListReply> HelperClient::List(const core::ListRequest& request,
-                                                 core::Deadline deadline,
-                                                 const std::function<void()>& on_waiting) {
-  auto frame = Exchange(core::Encode(request), deadline);
-  if (!frame.ok()) return frame.status();
+core::Result<core::ListReply> HelperClient::List(const core::ListRequest& request, core::Deadline deadline,
+                                                 const std::function<void()>& on_waiting,
+                                                 std::chrono::seconds pcsc_timeout, bool* pcsc_hung) {
+  // Until the helper reports the PC/SC check done (presence, or a reply),
+  // a silent helper means a PC/SC service that does not answer: that phase
+  // has its own, shorter bound, after "waiting" extended by wait_for_card.
+  auto phase_end = [&](std::chrono::seconds bound) -> core::Deadline {
+    if (!request.pcsc_check || bound.count() == 0) return deadline;
+    auto end = core::Clock::now() + bound;
+    return deadline && *deadline < end ? deadline : core::Deadline(end);
+  };
+  core::Deadline phase = phase_end(pcsc_timeout);
+  auto timed_out_in_phase = [&] {
+    bool hung = phase != deadline && core::Clock::now() >= *phase;
+    if (hung && pcsc_hung != nullptr) *pcsc_hung = true;
+    return hung;
+  };
+  auto frame = Exchange(core::Encode(request), phase);
+  if (!frame.ok()) {
+    if (timed_out_in_phase()) return core::Unavailable("the PC/SC service did not answer within pcsc_timeout");
+    return frame.status();
+  }
   bool waited = false;
+  bool present = false;
   for (;;) {
     auto type = core::PeekType(*frame);
     if (!type.ok()) {
       Kill();
       return type.status();
     }
-    if (*type != core::MessageType::kWaiting) break;
-    // A helper waits for a card once per list: "Insert your smart card" is
-    // shown once, and a helper that says it again is broken or hostile.
-    if (waited) {
-      Kill();
-      return core::InternalError("the smart-card helper said it was waiting for a card twice");
+    if (*type == core::MessageType::kWaiting) {
+      // A helper waits for a card once per list: "Insert your smart card" is
+      // shown once, and a helper that says it again is broken or hostile.
+      if (waited || present) {
+        Kill();
+        return core::InternalError("the smart-card helper said it was waiting for a card twice");
+      }
+      waited = true;
+      on_waiting();
+      phase = phase_end(std::chrono::seconds(request.wait_for_card) + pcsc_timeout);
+    } else if (*type == core::MessageType::kPresence) {
+      if (present) {
+        Kill();
+        return core::InternalError("the smart-card helper reported the card present twice");
+      }
+      present = true;
+      phase = deadline;  // PC/SC answered; the PKCS#11 listing has the login's deadline
+    } else {
+      break;
     }
-    waited = true;
-    on_waiting();
-    frame = core::ReceiveFrame(sock_, deadline);
+    frame = core::ReceiveFrame(sock_, phase);
     if (!frame.ok()) {
       Kill();
+      if (timed_out_in_phase()) return core::Unavailable("the PC/SC service did not answer within pcsc_timeout");
       return frame.status();
     }
   }

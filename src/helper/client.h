@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -60,10 +61,15 @@ class HelperClient {
 
   // List sends the request and waits for the reply. on_waiting runs when
   // the helper reports it is waiting for a card, at most once: a second
-  // report is a protocol violation (kInternal). A timeout kills the helper
-  // and returns kUnavailable.
+  // report is a protocol violation (kInternal). With request.pcsc_check and
+  // a pcsc_timeout, the PC/SC check must end within pcsc_timeout (after
+  // "waiting": wait_for_card + pcsc_timeout); a PC/SC service that does not
+  // answer by then is kUnavailable with *pcsc_hung set. Any timeout kills
+  // the helper and returns kUnavailable.
   core::Result<core::ListReply> List(const core::ListRequest& request, core::Deadline deadline,
-                                     const std::function<void()>& on_waiting);
+                                     const std::function<void()>& on_waiting,
+                                     std::chrono::seconds pcsc_timeout = std::chrono::seconds(0),
+                                     bool* pcsc_hung = nullptr);
   // Sign sends the request (the PIN is wiped from the sent frame) and waits.
   core::Result<core::SignReply> Sign(const core::SignRequest& request, core::Deadline deadline);
   core::Result<core::PinReply> Pin(const core::PinRequest& request, core::Deadline deadline);

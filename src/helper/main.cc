@@ -71,6 +71,8 @@ int Serve(bool network) {
         }
         reply.notes.push_back("card present in " + presence.reader);
         excluded_readers = presence.excluded;
+        // The PC/SC service answered: the module's pcsc_timeout ends here.
+        if (!Send(sc::core::EncodePresence())) return 1;
       }
       auto loaded = sc::pkcs11::Pkcs11::Load(request->module);
       if (!loaded.ok()) {

@@ -7,13 +7,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <optional>
+#include <span>
+#include <vector>
 
 #include "auth/card_session.h"
 #include "auth/decision.h"
 #include "core/accounts.h"
 #include "core/config.h"
 #include "core/pairings.h"
+#include "core/safe_regex.h"
 #include "core/secure_file.h"
 #include "core/strings.h"
 #include "auth/mapping.h"
@@ -33,7 +37,54 @@ constexpr char kCardAuthDataKey[] = "pam_smartcard.card_user";
 // Requested failure delay (µs), as pam_unix does; the application may override.
 constexpr unsigned kFailDelayUsec = 2'000'000;
 
+// pam_set_data key counting the PIN tries this transaction sent to a card
+// (sudo calls pam_authenticate up to three times on one handle, and a stack
+// may hold several pam_smartcard lines): SPEC §2 pin_attempts.
+constexpr char kPinTriesDataKey[] = "pam_smartcard.pin_tries";
+// pam_set_data key remembering the PAM_AUTHTOK item this module handed on
+// (libpam's pointer): a later pam_smartcard line of the same call then does
+// not ask again for what the person already answered.
+constexpr char kHandedOnDataKey[] = "pam_smartcard.handed_on";
+
+constexpr char kPinOrPasswordPrompt[] = "PIN or password: ";
+constexpr char kFinalTryText[] = "One PIN try left: unlock the card with sc_auth verifypin";
+constexpr char kPcscHungText[] = "Smart-card service not responding";
+
 void FreeData(pam_handle_t* /*pamh*/, void* data, int /*error_status*/) { std::free(data); }
+void NoCleanup(pam_handle_t* /*pamh*/, void* /*data*/, int /*error_status*/) {}
+
+unsigned PinTriesSpent(pam_handle_t* pamh) {
+  const void* data = nullptr;
+  if (pam_get_data(pamh, kPinTriesDataKey, &data) != PAM_SUCCESS || data == nullptr) return 0;
+  return *static_cast<const unsigned*>(data);
+}
+
+// CountPinTry records one more PIN try before it goes to the card; a try
+// that cannot be recorded is not made.
+Status CountPinTry(pam_handle_t* pamh) {
+  const void* data = nullptr;
+  if (pam_get_data(pamh, kPinTriesDataKey, &data) == PAM_SUCCESS && data != nullptr) {
+    ++*static_cast<unsigned*>(const_cast<void*>(data));  // ours, allocated below
+    return Status::Ok();
+  }
+  auto* count = static_cast<unsigned*>(std::malloc(sizeof(unsigned)));
+  if (count == nullptr) return core::InternalError("cannot count the PIN try: out of memory");
+  *count = 1;
+  if (pam_set_data(pamh, kPinTriesDataKey, count, FreeData) != PAM_SUCCESS) {
+    std::free(count);
+    return core::InternalError("cannot count the PIN try (pam_set_data)");
+  }
+  return Status::Ok();
+}
+
+// AuthtokWeHandedOn: PAM_AUTHTOK is the item this module set in this call
+// (libpam clears it at the start of every pam_authenticate).
+bool AuthtokWeHandedOn(pam_handle_t* pamh) {
+  const void* item = nullptr;
+  const void* ours = nullptr;
+  return pam_get_item(pamh, PAM_AUTHTOK, &item) == PAM_SUCCESS && item != nullptr &&
+         pam_get_data(pamh, kHandedOnDataKey, &ours) == PAM_SUCCESS && ours == item;
+}
 
 std::string UserItem(pam_handle_t* pamh) {
   const void* item = nullptr;
@@ -82,10 +133,18 @@ class AuthRun {
   Status ResolveUser(const core::Options& options);
   Status CheckAccount(const std::string& user, const core::Options& options);
   core::Result<std::size_t> Choose(const std::string& title, const std::vector<std::string>& labels);
-  core::Result<core::SecretBytes> ObtainPin(const core::Options& options,
-                                            const auth::CardIdentity& identity, bool* from_authtok);
-  Status ProveWithPin(const core::Options& options, auth::CardSession& session,
-                      const auth::CardIdentity& identity);
+  core::Result<core::SecretBytes> ObtainPin(const core::Options& options, const std::string& prompt,
+                                            bool* from_authtok);
+  Status ProveWithPin(const core::Options& options, auth::CardSession& session, const auth::CardIdentity& identity,
+                      std::optional<core::SecretBytes> early, bool early_from_authtok);
+  // NotAPinReason: why input cannot be a PIN of token (null: no card yet),
+  // "" when it can be: outside the token's length limits, or not matching
+  // pin_pattern (without one and without a card: not all digits).
+  std::string NotAPinReason(const core::TokenIdentity* token,
+                            const core::SecretBytes& input) const;
+  // HandOn makes input PAM_AUTHTOK, for the password module after this one
+  // (pam_unix try_first_pass): input that never went to a card.
+  Status HandOn(const core::SecretBytes& input);
 
   // ModuleUi: the decision's steps go to the debug log, its questions and
   // errors to the PAM conversation.
@@ -115,6 +174,7 @@ class AuthRun {
   std::string token_label_;
   std::string key_hash_;
   std::string mapping_;
+  std::shared_ptr<const core::CompiledRegex> pin_pattern_;  // options' pin_pattern, compiled
 };
 
 Status AuthRun::CheckAccount(const std::string& user, const core::Options& options) {
@@ -135,11 +195,13 @@ core::Result<std::size_t> AuthRun::Choose(const std::string& title,
   return static_cast<std::size_t>(*n - 1);
 }
 
-core::Result<core::SecretBytes> AuthRun::ObtainPin(const core::Options& options,
-                                                   const auth::CardIdentity& identity,
+core::Result<core::SecretBytes> AuthRun::ObtainPin(const core::Options& options, const std::string& prompt,
                                                    bool* from_authtok) {
   *from_authtok = false;
-  if (options.use_first_pass || options.try_first_pass) {
+  // What an earlier pam_smartcard line of this call handed on was already
+  // the person's answer to a prompt of ours: not asked again.
+  bool answered = AuthtokWeHandedOn(pamh_);
+  if (options.use_first_pass || options.try_first_pass || answered) {
     const void* item = nullptr;
     if (pam_get_item(pamh_, PAM_AUTHTOK, &item) == PAM_SUCCESS && item != nullptr &&
         *static_cast<const char*>(item) != '\0') {
@@ -151,47 +213,98 @@ core::Result<core::SecretBytes> AuthRun::ObtainPin(const core::Options& options,
       return Status(Code::kCredInsufficient, "use_first_pass: no PIN from an earlier module");
     }
   }
-  return conv_.AskSecret(core::ExpandPrompt(options.pin_prompt, identity.token.token_label));
+  return conv_.AskSecret(prompt);
+}
+
+std::string AuthRun::NotAPinReason(const core::TokenIdentity* token,
+                                   const core::SecretBytes& input) const {
+  if (token != nullptr && !auth::PinLengthOk(*token, input.size())) {
+    return "its length is outside the card's PIN limits " + auth::PinLimitsText(*token);
+  }
+  if (pin_pattern_) {
+    if (!core::FullMatch(*pin_pattern_, std::span<const std::uint8_t>(input.data(), input.size()))) {
+      return "it does not match pin_pattern";
+    }
+  } else if (token == nullptr) {
+    for (std::size_t i = 0; i < input.size(); ++i) {
+      if (input.data()[i] < '0' || input.data()[i] > '9') return "it is not all digits (no pin_pattern is set)";
+    }
+  }
+  return "";
+}
+
+Status AuthRun::HandOn(const core::SecretBytes& input) {
+  std::vector<char, core::ZeroizingAllocator<char>> text(input.data(), input.data() + input.size());
+  text.push_back('\0');
+  if (pam_set_item(pamh_, PAM_AUTHTOK, text.data()) != PAM_SUCCESS) {
+    return core::InternalError("cannot hand the answer on as PAM_AUTHTOK");
+  }
+  const void* item = nullptr;  // libpam's own copy
+  if (pam_get_item(pamh_, PAM_AUTHTOK, &item) == PAM_SUCCESS && item != nullptr) {
+    pam_set_data(pamh_, kHandedOnDataKey, const_cast<void*>(item), NoCleanup);
+  }
+  return Status::Ok();
 }
 
 Status AuthRun::ProveWithPin(const core::Options& options, auth::CardSession& session,
-                             const auth::CardIdentity& identity) {
+                             const auth::CardIdentity& identity, std::optional<core::SecretBytes> early,
+                             bool early_from_authtok) {
   const core::TokenIdentity& token = identity.token;
   if (token.token_flags & auth::kFlagUserPinLocked) {
     conv_.Error(auth::kPinLockedText);
     return Status(Code::kLocked, "PIN locked (token reports CKF_USER_PIN_LOCKED), no login attempted");
   }
+  if (options.protect_final_try && (token.token_flags & auth::kFlagUserPinFinalTry)) {
+    // The last try is the person's to spend, knowingly, with sc_auth: a
+    // login (a mistyped PIN, a password typed out of habit) never locks the card.
+    conv_.Error(kFinalTryText);
+    return core::Unavailable("the card has one PIN try left (CKF_USER_PIN_FINAL_TRY): protect_final_try keeps it "
+                             "for sc_auth verifypin, no login attempted");
+  }
   if (std::string warning = auth::TriesWarning(token.token_flags); !warning.empty()) conv_.Info(warning);
   auth::ProofOutcome outcome;
   if (token.token_flags & auth::kFlagProtectedAuthPath) {
     conv_.Info("Enter your PIN on the reader's PIN pad");
+    SC_RETURN_IF_ERROR(CountPinTry(pamh_));
     return session.Prove(identity, core::SecretBytes(), /*pin_pad=*/true, &outcome);
   }
-  bool from_authtok = false;
-  auto pin = ObtainPin(options, identity, &from_authtok);
+  std::string prompt = core::ExpandPrompt(options.pin_prompt, token.token_label);
+  bool from_authtok = early_from_authtok;
+  core::Result<core::SecretBytes> pin = early ? core::Result<core::SecretBytes>(std::move(*early))
+                                              : ObtainPin(options, prompt, &from_authtok);
   for (int attempt = 0;; ++attempt) {
     if (!pin.ok()) return pin.status();
     if (pin->empty()) return Status(Code::kCredInsufficient, "empty PIN");
     bool retry_allowed = from_authtok && options.try_first_pass && attempt == 0;
-    if (!auth::PinLengthOk(token, pin->size())) {
-      pin->Wipe();
+    if (std::string why = NotAPinReason(&token, *pin); !why.empty()) {
       if (retry_allowed) {
         // The earlier module's password cannot be this PIN: ask, burn nothing.
+        pin->Wipe();
         from_authtok = false;
-        pin = conv_.AskSecret(core::ExpandPrompt(options.pin_prompt, token.token_label));
+        pin = conv_.AskSecret(prompt);
         continue;
       }
-      std::string limits = auth::PinLimitsText(token);
-      conv_.Error("The PIN must have " + limits + " characters");
-      return core::Denied("PIN length outside the token's limits " + limits + ", no login attempted");
+      // Never sent to the card: handed on as the password, so the next
+      // module (pam_unix try_first_pass) checks it without asking again.
+      Status handed = from_authtok ? Status::Ok() : HandOn(*pin);
+      pin->Wipe();
+      SC_RETURN_IF_ERROR(handed);
+      return core::Unavailable("the answer cannot be this card's PIN (" + why + "): not sent to the card" +
+                               (from_authtok ? "" : ", handed on as the password"));
     }
+    if (PinTriesSpent(pamh_) >= options.pin_attempts) {
+      pin->Wipe();
+      return core::Unavailable("PIN tries of this transaction spent (pin_attempts=" +
+                               std::to_string(options.pin_attempts) + ")");
+    }
+    SC_RETURN_IF_ERROR(CountPinTry(pamh_));
     Status proved = session.Prove(identity, *pin, /*pin_pad=*/false, &outcome);
     pin->Wipe();
     if (proved.ok()) return proved;
     if (outcome.helper_result == core::HelperResult::kPinIncorrect) {
-      if (retry_allowed) {
+      if (retry_allowed && PinTriesSpent(pamh_) < options.pin_attempts) {
         from_authtok = false;
-        pin = conv_.AskSecret(core::ExpandPrompt(options.pin_prompt, token.token_label));
+        pin = conv_.AskSecret(prompt);
         continue;
       }
       conv_.Error(auth::WrongPinText(outcome.token_flags));
@@ -214,6 +327,18 @@ Status AuthRun::Execute(int argc, const char** argv) {
   if (!options.ok()) return options.status();
   log_.set_debug(options->debug);
   log_.Debug("config " + options->config_path + " loaded for service '" + service_ + "'");
+  // Once this transaction's PIN tries are spent (sudo's second and third
+  // attempt, a second pam_smartcard line), the password decides, at once.
+  if (unsigned spent = PinTriesSpent(pamh_); spent >= options->pin_attempts) {
+    return core::Unavailable("PIN tries of this transaction spent (" + std::to_string(spent) +
+                             ", pin_attempts=" + std::to_string(options->pin_attempts) +
+                             "): no prompt, the password module decides");
+  }
+  if (!options->pin_pattern.empty()) {
+    auto compiled = core::CompiledRegex::Compile(options->pin_pattern);
+    if (!compiled.ok()) return core::ConfigError("pin_pattern: " + compiled.status().message());
+    pin_pattern_ = std::move(*compiled);
+  }
 
   user_ = UserItem(pamh_);
   if (user_.empty() && !options->allow_user_from_card) {
@@ -266,8 +391,41 @@ Status AuthRun::Execute(int argc, const char** argv) {
   auto mapper = auth::Mapper::Create(*options, trust.get(), pairings, log_, &network);
   if (!mapper.ok()) return mapper.status();
 
-  auto session = auth::CardSession::Open(
-      *options, log_, [this] { conv_.Info("Insert your smart card"); }, &deadline);
+  auth::CardSession::OpenOptions how;
+  how.on_pcsc_hung = [this] { conv_.Info(kPcscHungText); };
+  auto on_waiting = [this] { conv_.Info("Insert your smart card"); };
+  std::optional<core::SecretBytes> early_pin;
+  bool early_from_authtok = false;
+  core::Result<std::unique_ptr<auth::CardSession>> session = core::InternalError("no card session");
+  if (options->pcsc_check && options->wait_for_card > 0) {
+    // A screen locker answers the prompt at once with what was typed. With
+    // no card in a reader, ask first and wait for the card only when the
+    // answer can be a PIN: a password is handed on at once.
+    core::HelperResult first = core::HelperResult::kOk;
+    how.wait_for_card = 0;
+    how.list_result = &first;
+    session = auth::CardSession::Open(*options, log_, on_waiting, &deadline, how);
+    if (!session.ok() && (first == core::HelperResult::kNoCard || first == core::HelperResult::kNoReader)) {
+      auto answer = ObtainPin(*options, kPinOrPasswordPrompt, &early_from_authtok);
+      if (!answer.ok()) return answer.status();
+      if (answer->empty()) return Status(Code::kCredInsufficient, "empty answer");
+      if (std::string why = NotAPinReason(nullptr, *answer); !why.empty()) {
+        SC_RETURN_IF_ERROR(early_from_authtok ? Status::Ok() : HandOn(*answer));
+        return core::Unavailable("no card, and the answer cannot be a PIN (" + why + "): handed on as the password");
+      }
+      how.wait_for_card.reset();
+      how.list_result = nullptr;
+      session = auth::CardSession::Open(*options, log_, on_waiting, &deadline, how);
+      if (!session.ok()) {
+        // No card came: what was typed may be a (digit-only) password.
+        SC_RETURN_IF_ERROR(early_from_authtok ? Status::Ok() : HandOn(*answer));
+        return core::Unavailable(session.status().message() + " (the answer was handed on as the password)");
+      }
+      early_pin = std::move(*answer);
+    }
+  } else {
+    session = auth::CardSession::Open(*options, log_, on_waiting, &deadline, how);
+  }
   if (!session.ok()) return session.status();
 
   auth::Decision decision;
@@ -287,7 +445,7 @@ Status AuthRun::Execute(int argc, const char** argv) {
   if (!decided.ok()) return decided;
   mapping_ = decision.mapping;
   const auth::CardIdentity& identity = *decision.identity;
-  return ProveWithPin(*options, **session, identity);
+  return ProveWithPin(*options, **session, identity, std::move(early_pin), early_from_authtok);
 }
 
 }  // namespace

@@ -134,10 +134,11 @@ struct Cli {
   std::string on_insert;
   std::string on_remove;
   bool pin = false;  // explain --pin
+  bool yes = false;  // --yes: use the card's last PIN try without asking
 };
 
 void Usage(std::ostream& out) {
-  out << "usage: sc_auth [--config PATH] [--service NAME] [--json] [--debug] COMMAND\n"
+  out << "usage: sc_auth [--config PATH] [--service NAME] [--json] [--debug] [--yes] COMMAND\n"
          "  identities                         identities on inserted cards\n"
          "  pair -u USER [-h HASH] [-l LABEL]  pair a card key with USER (asks the PIN)\n"
          "  unpair -u USER [-h HASH]           remove pairings of USER\n"
@@ -166,6 +167,25 @@ struct Machinery {
   sc::auth::NetworkHelper network;
   sc::crypto::Fetcher fetch;
 };
+
+// ConfirmLastTry: the card's last PIN try (CKF_USER_PIN_FINAL_TRY) is used
+// only on purpose: a wrong PIN then locks the card. On a terminal the person
+// confirms; a script passes --yes. kDenied when not confirmed.
+Status ConfirmLastTry(const Cli& cli, const sc::core::TokenIdentity& token, sc::core::LoginDeadline* deadline) {
+  if (!(token.token_flags & sc::auth::kFlagUserPinFinalTry) || cli.yes) return Status::Ok();
+  if (isatty(STDIN_FILENO) != 1) {
+    return Status(Code::kDenied, "the card has one PIN try left, and a wrong PIN locks it: run on a terminal to "
+                                 "confirm, or pass --yes");
+  }
+  sc::core::LoginDeadline::Pause pause(deadline);
+  std::cerr << "The card " << token.token_label << " has one PIN try left: a wrong PIN locks it. Use it? [y/N] "
+            << std::flush;
+  std::string answer;
+  if (!std::getline(std::cin, answer) || (answer != "y" && answer != "yes")) {
+    return Status(Code::kDenied, "not confirmed: the last PIN try was not used");
+  }
+  return Status::Ok();
+}
 
 // ReadPin reads the PIN without echo from a terminal, or one line from a
 // non-terminal standard input (scripts, tests). The time it waits for the
@@ -450,6 +470,9 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
   if (chosen->token.token_flags & sc::auth::kFlagUserPinLocked) {
     return Report(Status(Code::kLocked, sc::auth::kPinLockedText));
   }
+  if (Status confirmed = ConfirmLastTry(cli, chosen->token, &machinery.deadline); !confirmed.ok()) {
+    return Report(confirmed);
+  }
   // Proof of possession before anything is written.
   sc::auth::ProofOutcome outcome;
   Status proved;
@@ -557,6 +580,7 @@ int CmdPin(const Cli& cli, const sc::core::Options& options, sc::core::Logger& l
     return Report(Status(Code::kLocked, sc::auth::kPinLockedText));
   }
   if (std::string warning = sc::auth::TriesWarning(token.token_flags); !warning.empty()) std::cerr << warning << "\n";
+  if (Status confirmed = ConfirmLastTry(cli, token, &machinery.deadline); !confirmed.ok()) return Report(confirmed);
   std::string limits = sc::auth::PinLimitsText(token);
   sc::auth::ProofOutcome outcome;
   Status done;
@@ -820,9 +844,20 @@ int CmdExplain(const Cli& cli, const sc::core::Options& options, sc::core::Logge
     ex.reason = "PIN locked";
     return ex.Print(cli.json);
   }
+  if (options.protect_final_try && (usable->token.token_flags & sc::auth::kFlagUserPinFinalTry)) {
+    ex.result = "PAM_AUTHINFO_UNAVAIL";
+    ex.reason = "the card has one PIN try left: a login does not use it (protect_final_try); unlock the card with "
+                "sc_auth verifypin";
+    return ex.Print(cli.json);
+  }
   if (!cli.pin) {
     ex.result = "PAM_SUCCESS";
     ex.reason = "if the PIN is right (not checked: use --pin)";
+    return ex.Print(cli.json);
+  }
+  if (Status confirmed = ConfirmLastTry(cli, usable->token, &machinery.deadline); !confirmed.ok()) {
+    ex.result = "PAM_AUTHINFO_UNAVAIL";
+    ex.reason = confirmed.message() + " (a login would not use it either: protect_final_try)";
     return ex.Print(cli.json);
   }
   sc::auth::ProofOutcome outcome;
@@ -860,6 +895,8 @@ int Main(int argc, char** argv) {
       cli.debug = true;
     } else if (a == "--pin") {
       cli.pin = true;
+    } else if (a == "--yes") {
+      cli.yes = true;
     } else if ((a == "--config" || a == "--service") && i + 1 < argc) {
       // The service name as libpam hands it to the module (lowercased, the
       // part after the last '/'), so the prediction matches the module.

@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -71,6 +72,10 @@ std::string ReadFile(const fs::path& path) {
   ss << in.rdbuf();
   return ss.str();
 }
+
+// RunScAuth runs the built sc_auth with args, stdin_text as its standard
+// input, and returns its exit status (output: stdout and stderr).
+int RunScAuth(const std::string& args, const std::string& stdin_text, std::string* output = nullptr);
 
 // Conversation script and record.
 struct ConvState {
@@ -124,7 +129,14 @@ struct PamOutcome {
   int acct_rc = -1;
   std::string final_user;
   double seconds = 0;
+  // PAM_AUTHTOK as pam_wrapper's pam_get_items exported it, when the stack
+  // has it after the module (kGetItemsLine); nullopt when unset.
+  std::optional<std::string> authtok;
 };
+
+// An auth line that exports the PAM items to the PAM environment, so a test
+// can see what the module handed on as PAM_AUTHTOK.
+const std::string kGetItemsLine = "auth optional /usr/lib/x86_64-linux-gnu/pam_wrapper/pam_get_items.so\n";
 
 class PamTest : public ::testing::Test {
  protected:
@@ -225,6 +237,7 @@ class PamTest : public ::testing::Test {
     auto start = std::chrono::steady_clock::now();
     out.rc = pam_authenticate(pamh, 0);
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (const char* tok = pam_getenv(pamh, "PAM_AUTHTOK")) out.authtok = tok;
     if (account) out.acct_rc = pam_acct_mgmt(pamh, 0);
     const void* item = nullptr;
     if (pam_get_item(pamh, PAM_USER, &item) == PAM_SUCCESS && item != nullptr) {
@@ -363,13 +376,36 @@ TEST_F(PamTest, NullConversationReplyIsCredInsufficientWithoutLogin) {
   EXPECT_EQ(MockLogins(), 0);
 }
 
-TEST_F(PamTest, PinOutsideTokenLengthLimitsIsRefusedWithoutLogin) {
+// Input that cannot be this card's PIN never reaches the card: it is handed
+// on as PAM_AUTHTOK for the password module (pam_unix try_first_pass).
+TEST_F(PamTest, PinOutsideTokenLengthLimitsIsHandedOnWithoutLogin) {
   Setup(MockConfig("alice-rsa", "MOCK_P11_MIN_PIN=6 MOCK_P11_MAX_PIN=8"));
+  stack_ += kGetItemsLine;
   Pair("alice", "ALICE_RSA_SPKI");
   conv_.answers = {"1234"};
-  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  auto out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_AUTHINFO_UNAVAIL);
   EXPECT_EQ(MockLogins(), 0);
-  EXPECT_TRUE(Contains(conv_.errors, "6-8"));
+  EXPECT_EQ(out.authtok, std::optional<std::string>("1234"));
+  EXPECT_TRUE(conv_.errors.empty());
+}
+
+TEST_F(PamTest, InputNotMatchingPinPatternIsHandedOnWithoutLogin) {
+  Setup(MockConfig("alice-rsa", "", "pin_pattern = ^[0-9]{6,8}$\n"));
+  stack_ += kGetItemsLine;
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"hunter22"};  // a password typed out of habit: 8 characters, as a PIV PIN
+  auto out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(MockLogins(), 0);
+  EXPECT_EQ(out.authtok, std::optional<std::string>("hunter22"));
+  // A PIN that went to the card is never handed on.
+  conv_ = ConvState{};
+  conv_.answers = {"654321"};
+  out = Run("alice");
+  EXPECT_EQ(out.rc, PAM_AUTH_ERR);
+  EXPECT_EQ(MockLogins(), 1);
+  EXPECT_FALSE(out.authtok.has_value());
 }
 
 TEST_F(PamTest, LockedPinIsMaxTriesWithoutLogin) {
@@ -382,8 +418,19 @@ TEST_F(PamTest, LockedPinIsMaxTriesWithoutLogin) {
   EXPECT_TRUE(Contains(conv_.errors, "PIN locked: contact your administrator"));
 }
 
-TEST_F(PamTest, FinalTryIsAnnouncedBeforeThePrompt) {
+// protect_final_try (default): a login never uses the card's last try.
+TEST_F(PamTest, FinalTryIsNeverUsedByALogin) {
   Setup(MockConfig("alice-rsa", "MOCK_P11_FLAGS=final_try"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(MockLogins(), 0);
+  EXPECT_TRUE(conv_.prompts.empty());
+  EXPECT_TRUE(Contains(conv_.errors, "One PIN try left: unlock the card with sc_auth verifypin"));
+}
+
+TEST_F(PamTest, FinalTryIsAnnouncedWhenNotProtected) {
+  Setup(MockConfig("alice-rsa", "MOCK_P11_FLAGS=final_try", "protect_final_try = no\n"));
   Pair("alice", "ALICE_RSA_SPKI");
   conv_.answers = {"123456"};
   EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
@@ -406,11 +453,21 @@ TEST_F(PamTest, WrongPinReportsTriesLeftAndLock) {
   conv_.answers = {"999999"};
   EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
   EXPECT_TRUE(Contains(conv_.errors, "Wrong PIN, 1 try left")) << conv_.errors.size();
+  // One try left: a login does not use it, the card stays usable.
   conv_ = ConvState{};
   conv_.answers = {"123456"};
-  auto out = Run("alice");  // one try left: the good PIN still works
-  EXPECT_EQ(out.rc, PAM_SUCCESS);
-  EXPECT_TRUE(Contains(conv_.infos, "last PIN try"));
+  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(MockLogins(), 1);
+  EXPECT_EQ(ReadFile(counter), "1\n");
+  // sc_auth verifypin uses it on purpose (--yes: no terminal here).
+  std::string out;
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " verifypin", "123456", &out), 1) << out;
+  EXPECT_NE(out.find("one PIN try left"), std::string::npos) << out;
+  EXPECT_EQ(RunScAuth("--yes --config " + config_.string() + " verifypin", "123456", &out), 0) << out;
+  EXPECT_EQ(ReadFile(counter), "3\n");
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
 }
 
 TEST_F(PamTest, PinPadReaderNeedsNoPrompt) {
@@ -490,7 +547,8 @@ TEST_F(PamTest, UseFirstPassWithWrongAuthtokFails) {
 }
 
 TEST_F(PamTest, TryFirstPassUsesAuthtokThenPrompts) {
-  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  // The earlier module's password is not PIN-shaped: no try is spent on it.
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "pin_pattern = ^[0-9]{6}$\n"));
   stack_ = UnixFirst(Module() + " config=" + config_.string() + " try_first_pass");
   Pair("alice", "ALICE_RSA_SPKI");
   conv_.answers = {"123456"};
@@ -858,7 +916,7 @@ TEST(ModuleSymbols, ExportsOnlyPamEntryPoints) {
 
 // --- sc_auth ---------------------------------------------------------------------
 
-int RunScAuth(const std::string& args, const std::string& stdin_text, std::string* output = nullptr) {
+int RunScAuth(const std::string& args, const std::string& stdin_text, std::string* output) {
   std::string cmd = "printf '%s\\n' '" + stdin_text + "' | " + g_build + "/sc_auth " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return -1;
@@ -1217,10 +1275,13 @@ class OcspTest : public PamTest {
     fs::create_directories(dir_ / "crls");
     WriteFile(dir_ / "crls" / "root.crl.pem", ReadFile(Fx("TRUST_CRL_ROOT")));
   }
-  void Configure(const std::string& cert, const std::string& level, const std::string& extra = "") {
+  // timeout: the responder gets the first half (under load, as in the
+  // ASan run, a fetch through openssl ocsp and faketime can take a second).
+  void Configure(const std::string& cert, const std::string& level, const std::string& extra = "", int timeout = 6) {
     Setup("[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
           "module_env = MOCK_P11_CERT=" + Fx("TRUST_" + cert + "_CERT") + " MOCK_P11_KEY=" + Fx("TRUST_" + cert + "_KEY") +
-          " MOCK_P11_LOG=" + mock_log_.string() + "\npcsc_check = no\ntimeout = 2\nhelper = " + g_build +
+          " MOCK_P11_LOG=" + mock_log_.string() + "\npcsc_check = no\ntimeout = " + std::to_string(timeout) +
+          "\nhelper = " + g_build +
           "/sc-helper\npairings_file = " + pairings_.string() + "\ncheck_certificate_trust = " + level +
           "\nca_file = " + Fx("CA_CHAIN") + "\nocsp = yes\ncache_dir = " + (dir_ / "cache").string() + "\n" +
           (extra.find("crl_dir") == std::string::npos ? "crl_dir = " + (dir_ / "crls").string() + "\n" : "") + extra);
@@ -1312,12 +1373,12 @@ TEST_F(OcspTest, ResponderThatNeverAnswersIsBoundedByTimeout) {
   // Listens, never accepts: connects succeed, answers never come.
   int fd = ListenOnResponderPort();
   ASSERT_GE(fd, 0);
-  Configure("VALID_AIA", "hard-revocation");
+  Configure("VALID_AIA", "hard-revocation", "", /*timeout=*/2);
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(Login(), PAM_AUTH_ERR);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_LT(seconds, 2 + 2.0);  // timeout = 2, plus the helper's kill margin
-  Configure("VALID_AIA", "soft-revocation");
+  Configure("VALID_AIA", "soft-revocation", "", /*timeout=*/2);
   EXPECT_EQ(Login(), PAM_SUCCESS);
   close(fd);
 }
@@ -1992,11 +2053,33 @@ TEST_F(PcscTest, WaitForCardGivesUpAfterItsBound) {
   std::string out;
   ASSERT_EQ(Lab("remove", &out), 0) << out;
   Setup(OpenScConfig("wait_for_card = 1\n"));
+  stack_ += kGetItemsLine;
   Pair("alice", "ALICE_RSA_SPKI");
+  // No card: asked first. A PIN-shaped answer waits for the card, then is
+  // handed on (it may be a digits-only password).
+  conv_.answers = {"123456"};
   auto r = Run("alice");
   EXPECT_EQ(r.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_EQ(conv_.prompts, std::vector<std::string>{"PIN or password: "});
+  EXPECT_TRUE(Contains(conv_.infos, "Insert your smart card"));
   EXPECT_GE(r.seconds, 0.9);
   EXPECT_LT(r.seconds, 2.5);
+  EXPECT_EQ(r.authtok, std::optional<std::string>("123456"));
+}
+
+// A screen locker never makes a password unlock wait for the card.
+TEST_F(PcscTest, WaitForCardNeverDelaysAPassword) {
+  std::string out;
+  ASSERT_EQ(Lab("remove", &out), 0) << out;
+  Setup(OpenScConfig("wait_for_card = 30\n"));
+  stack_ += kGetItemsLine;
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"correct horse"};
+  auto r = Run("alice");
+  EXPECT_EQ(r.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_LT(r.seconds, 1.0);
+  EXPECT_FALSE(Contains(conv_.infos, "Insert your smart card"));
+  EXPECT_EQ(r.authtok, std::optional<std::string>("correct horse"));
 }
 
 TEST_F(PcscTest, ReaderGlobThatMatchesNothingIsAuthinfoUnavail) {
@@ -2063,6 +2146,24 @@ TEST_F(PcscTest, HungPcscdIsAuthinfoUnavailWithinTimeout) {
   EXPECT_LT(r.seconds, 2 + 1.0);
 }
 
+// A hung pcscd costs pcsc_timeout (default 3 s), not timeout, and the person
+// is told before the password prompt.
+TEST_F(PcscTest, HungPcscdCostsPcscTimeoutNotTimeout) {
+  Setup(OpenScConfig("pcsc_timeout = 1\n", /*timeout=*/30));
+  Pair("alice", "ALICE_RSA_SPKI");
+  pid_t pcscd = static_cast<pid_t>(std::stol(ReadFile(std::string(getenv("SC_LAB")) + "/pcscd.pid")));
+  ASSERT_GT(pcscd, 1);
+  ASSERT_EQ(kill(pcscd, SIGSTOP), 0);
+  conv_.answers = {"123456"};
+  auto r = Run("alice");
+  kill(pcscd, SIGCONT);
+  EXPECT_EQ(r.rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_GE(r.seconds, 0.9);
+  EXPECT_LT(r.seconds, 1 + 1.0);
+  EXPECT_TRUE(conv_.prompts.empty());
+  EXPECT_EQ(conv_.infos, std::vector<std::string>{"Smart-card service not responding"});
+}
+
 TEST_F(PcscTest, WrongPinUsesUpTriesAndTheModuleSaysSo) {
   Setup(OpenScConfig());
   Pair("alice", "ALICE_RSA_SPKI");
@@ -2076,12 +2177,23 @@ TEST_F(PcscTest, WrongPinUsesUpTriesAndTheModuleSaysSo) {
   conv_.answers = {"222222"};
   EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
   EXPECT_TRUE(Contains(conv_.errors, "Wrong PIN, 1 try left")) << (conv_.errors.empty() ? "" : conv_.errors[0]);
+  // The card's last try: no login uses it (OpenSC reports
+  // CKF_USER_PIN_FINAL_TRY from the PIV card's retry counter).
+  conv_ = ConvState{};
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(conv_.prompts.empty());
+  EXPECT_TRUE(Contains(conv_.errors, "One PIN try left: unlock the card with sc_auth verifypin"));
+  Lab("status", &status);
+  EXPECT_NE(status.find("tries=1/3"), std::string::npos) << status;
+  // The person unlocks it with sc_auth verifypin, on purpose.
+  std::string out;
+  EXPECT_EQ(RunScAuth("--yes --config " + config_.string() + " verifypin", "123456", &out), 0) << out;
+  Lab("status", &status);
+  EXPECT_NE(status.find("tries=3/3"), std::string::npos) << status;
   conv_ = ConvState{};
   conv_.answers = {"123456"};
   EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
-  EXPECT_TRUE(Contains(conv_.infos, "last PIN try"));
-  Lab("status", &status);
-  EXPECT_NE(status.find("tries=3/3"), std::string::npos) << status;
 }
 
 // verifypin and changepin through pcscd, OpenSC and the virtual PIV card
@@ -2642,7 +2754,7 @@ TEST_F(OcspTest, SilentResponderLeavesTheCardItsHalfOfTheDeadline) {
   // signs in the second, and the login succeeds.
   SilentResponder responder;
   ASSERT_TRUE(responder.ok());
-  Configure("VALID_AIA", "soft-revocation");
+  Configure("VALID_AIA", "soft-revocation", "", /*timeout=*/2);
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(Login(), PAM_SUCCESS);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -66,7 +66,8 @@ std::string Dump(const Options& o) {
   for (const auto& e : o.required_eku) s << e << ",";
   s << "|" << o.user_pairing << "|" << o.pairings_file << "|" << o.one_card_per_user << "|"
     << o.allow_user_from_card << "|" << o.enforce_smartcard << "|" << o.not_enforced_group << "|"
-    << o.token_removal_action << "|" << o.helper << "|" << o.extra_sections.size();
+    << o.token_removal_action << "|" << o.helper << "|" << o.helper_user << "|" << o.pcsc_timeout << "|"
+    << o.pin_attempts << "|" << o.pin_pattern << "|" << o.protect_final_try << "|" << o.extra_sections.size();
   return s.str();
 }
 
@@ -144,7 +145,7 @@ std::vector<KeyCase> AllKeyCases() {
   std::vector<KeyCase> cases;
   for (const char* key :
        {"debug", "use_first_pass", "try_first_pass", "no_check_shell", "pcsc_check", "ocsp",
-        "user_pairing", "one_card_per_user", "allow_user_from_card", "enforce_smartcard"}) {
+        "user_pairing", "one_card_per_user", "allow_user_from_card", "enforce_smartcard", "protect_final_try"}) {
     cases.push_back({key, kBoolGood, kBoolBad});
   }
   for (const char* key : {"ca_file", "ca_dir", "crl_dir", "pairings_file", "helper"}) {
@@ -183,6 +184,13 @@ std::vector<KeyCase> AllKeyCases() {
   cases.push_back({"not_enforced_group",
                    {"", "wheel", "smartcard-exempt", "ad.admins$"},
                    {"-wheel", "domain users", "a:b", "@g", "a\x01", std::string(257, 'g')}});
+  cases.push_back({"helper_user", {"nobody", "root", "_pam_smartcard", "sc-helper"},
+                   {"", "-x", "a b", "a:b", "no\nbody", std::string(257, 'u')}});
+  cases.push_back({"pcsc_timeout", {"1", "3", "60"}, {"0", "", "61", "-1", "3s", "1.5"}});
+  cases.push_back({"pin_attempts", {"1", "3", "10"}, {"0", "", "11", "-1", "many"}});
+  cases.push_back({"pin_pattern",
+                   {"", "^[0-9]{6,8}$", "^[0-9A-Za-z]{4,16}$", "[0-9]+"},
+                   {"(", "^[0-9", "(a*)+", "a**", "((a)*)*", "^[0-9]{6}$\x01"}});
   cases.push_back({"token_removal_action",
                    {"none", "lock", "/usr/bin/loginctl lock-session"},
                    {"", "\x1b[2J", "lock\n"}});
@@ -195,7 +203,7 @@ TEST(ConfigKeysTest, TableCoversEveryKey) {
     EXPECT_TRUE(IsKnownKey(c.key)) << c.key;
     keys.push_back(c.key);
   }
-  EXPECT_EQ(keys.size(), 28u);  // one case per entry of the option table
+  EXPECT_EQ(keys.size(), 33u);  // one case per entry of the option table but cache_dir
 }
 
 TEST(ConfigKeysTest, GoodValuesAreAccepted) {

@@ -249,6 +249,8 @@ Bytes SampleEncoding(MessageType type) {
       return ToBytes(Encode(SampleSignReply()));
     case MessageType::kWaiting:
       return ToBytes(EncodeWaiting());
+    case MessageType::kPresence:
+      return ToBytes(EncodePresence());
     case MessageType::kFetchRequest:
       return ToBytes(Encode(SampleFetchRequest()));
     case MessageType::kFetchReply:
@@ -357,6 +359,13 @@ TEST(ProtocolWireTest, HelloRoundTripsAndCarriesTheVersion) {
   EXPECT_FALSE(back->ok);
   EXPECT_EQ(back->message, m.message);
   EXPECT_EQ(back->uid, 65534u);
+}
+
+TEST(ProtocolWireTest, PresenceIsOneByte) {
+  EXPECT_EQ(ToBytes(EncodePresence()), Bytes{13});
+  auto type = PeekType(EncodePresence());
+  ASSERT_TRUE(type.ok());
+  EXPECT_EQ(*type, MessageType::kPresence);
 }
 
 TEST(ProtocolWireTest, WaitingIsOneByte) {
@@ -741,6 +750,7 @@ TEST(ProtocolMalformedTest, SingleByteMutationsNeverCrashAndStayCanonical) {
             }
             break;
           case MessageType::kWaiting:
+          case MessageType::kPresence:
             break;
           case MessageType::kHello:
             if (auto r = DecodeHello(m); r.ok()) again = ToBytes(Encode(*r));

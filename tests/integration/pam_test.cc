@@ -1266,9 +1266,10 @@ TEST_F(CrlScopeTest, EditedCrlIndexIsDetectedAndRebuilt) {
     ASSERT_FALSE(index.empty()) << "no index holds the revoked serial";
     std::string built = ReadBinary(index);
 
-    // 1. Edited: the revoked serial changed in place (same size, same count).
+    // 1. Edited: the revoked serial changed in place (same size, same count)
+    // in its entry, the last copy in the file.
     std::string edited = built;
-    std::size_t at = edited.find(serial);
+    std::size_t at = edited.rfind(serial);
     edited[at + serial.size() - 1] = static_cast<char>(edited[at + serial.size() - 1] ^ 1);
     WriteBinary(index, edited);
     EXPECT_EQ(Login(), PAM_AUTH_ERR) << level << ": index with an edited entry";

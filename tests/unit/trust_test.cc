@@ -33,6 +33,7 @@
 #include <optional>
 #include <ostream>
 #include <span>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -1873,6 +1874,250 @@ TEST_F(TrustTest, DamagedIndexFilesFallBackToTheCrl) {
     damage(fn);
     EXPECT_REFUSED(Eval(p, revoked.get()), "revoked") << what;
   }
+}
+
+// --- the CRL index is bound to its CRL and to its own content ---
+//
+// These tests edit index files the way a damaged or hand-edited cache would.
+// They know the layout of src/crypto/crl_index.cc ("SCCRLIX3"): a 256-byte
+// header (CRL file identity at 8: dev, ino, size, mtime ns, ctime ns; read
+// time at 144; counts of CRLs, blocks, entries and blob bytes at 152..183;
+// SHA-256 at 224), 64-byte records, 96-byte block rows (first key, first
+// entry u32, count u32, SHA-256), the blob, then 64-byte entries.
+
+class CrlIndexFileTest : public TrustTest {
+ protected:
+  void SetUp() override {
+    TrustTest::SetUp();
+    use_cache_ = true;
+  }
+  // A 16-byte serial that cannot occur in an index by chance.
+  static constexpr const char* kSerialHex = "5AC3E1F00D15EA5E0123456789ABCDEF";
+  static std::string SerialBytes() {
+    std::string out;
+    for (std::size_t i = 0; i < 32; i += 2) {
+      out += static_cast<char>(std::stoi(std::string(kSerialHex).substr(i, 2), nullptr, 16));
+    }
+    return out;
+  }
+  X509Ptr Marked() {
+    CertSpec cs = LeafSpec();
+    cs.big_serial = kSerialHex;
+    return Leaf(cs);
+  }
+  // The index that holds the marked serial (the intermediate's CRL's).
+  std::string MarkedIndex(const TrustPolicy& p) {
+    for (const auto& e : std::filesystem::directory_iterator(p.cache_dir)) {
+      if (Read(e.path().string()).find(SerialBytes()) != std::string::npos) return e.path().string();
+    }
+    ADD_FAILURE() << "no index in " << p.cache_dir << " holds the marked serial";
+    return {};
+  }
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  static void Write(const std::string& path, const std::string& data) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc).write(data.data(), static_cast<std::streamsize>(data.size()));
+  }
+  static std::uint64_t Get(const std::string& d, std::size_t at, int n) {
+    std::uint64_t v = 0;
+    for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(d[at + static_cast<std::size_t>(i)]);
+    return v;
+  }
+  static void Put(std::string& d, std::size_t at, std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) d[at + static_cast<std::size_t>(i)] = static_cast<char>(v >> (8 * i));
+  }
+  static std::size_t TableAt(const std::string& d) { return 256 + Get(d, 152, 8) * 64; }
+  // Reseal recomputes the header's SHA-256 the way the module does: what an
+  // edit that rewrites the index consistently would do.
+  static void Reseal(std::string& d) {
+    std::size_t entries = TableAt(d) + Get(d, 160, 8) * 96 + Get(d, 176, 8);
+    Must(entries <= d.size(), "Reseal: layout");
+    EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+    unsigned int len = 0;
+    unsigned char md[32];
+    Must(ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
+             EVP_DigestUpdate(ctx.get(), d.data(), 224) == 1 &&
+             EVP_DigestUpdate(ctx.get(), d.data() + 256, entries - 256) == 1 &&
+             EVP_DigestFinal_ex(ctx.get(), md, &len) == 1,
+         "Reseal: SHA-256");
+    d.replace(224, 32, reinterpret_cast<const char*>(md), 32);
+  }
+  static bool Noted(const TrustVerdict& v, const std::string& part) {
+    for (const auto& n : v.notes) {
+      if (n.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
+  // A policy whose intermediate CRL (spec plus the marked serial) was just
+  // indexed.
+  TrustPolicy Indexed(CrlSpec spec, TrustLevel level = TrustLevel::kHardRevocation) {
+    spec.revoked.push_back({0, kT0 - 3 * kDay, kSerialHex});
+    auto files = CurrentCrls();
+    files[1].second = CrlDer(InterCrl(spec).get());
+    TrustPolicy p = WithCrls(level, files);
+    p.cache_dir = tree_.Path("cache-" + std::to_string(crl_dirs_));  // one per policy
+    Eval(p, leaf_.get());
+    return p;
+  }
+};
+
+TEST_F(CrlIndexFileTest, EditedEntryIsDetectedAndTheIndexRebuilt) {
+  TrustPolicy p = Indexed({});
+  X509Ptr marked = Marked();
+  ASSERT_TRUE(Refused(Eval(p, marked.get()), "certificate revoked on"));
+  std::string path = MarkedIndex(p);
+  const std::string built = Read(path);
+  // The serial is in its entry (the last copy) and, as the first key of its
+  // block, in the block table (the first copy): another serial, same size
+  // and count, in either.
+  for (bool entry : {true, false}) {
+    std::string index = built;
+    std::size_t at = entry ? index.rfind(SerialBytes()) : index.find(SerialBytes());
+    ASSERT_LT(at, index.find(SerialBytes()) + (entry ? index.size() : 1));
+    index[at + 15] = static_cast<char>(index[at + 15] ^ 1);
+    Write(path, index);
+    TrustVerdict v = Eval(p, marked.get());
+    EXPECT_REFUSED(v, "certificate revoked on 2029-12-29") << (entry ? "entry" : "block table");
+    EXPECT_TRUE(Noted(v, entry ? "a block of the CRL index does not match its digest: rebuilt"
+                               : "does not match its digest): rebuilt"))
+        << Describe(v);
+    // Rebuilt: the same index but for the header's read time and digest.
+    EXPECT_EQ(Read(path).substr(256), built.substr(256)) << "the index was not rewritten";
+  }
+  EXPECT_TRUE(Noted(Eval(p, leaf_.get()), "(index)")) << "the rebuilt index is not used";
+}
+
+TEST_F(CrlIndexFileTest, EmptiedIndexIsDetectedAndRebuilt) {
+  TrustPolicy p = Indexed({});
+  X509Ptr marked = Marked();
+  std::string path = MarkedIndex(p);
+  std::string index = Read(path);
+  // Every entry and block dropped, the counts and the size fixed up (not
+  // the digest).
+  std::uint64_t crls = Get(index, 152, 8), blocks = Get(index, 160, 8), blob = Get(index, 176, 8);
+  for (std::uint64_t i = 0; i < crls; ++i) {
+    Put(index, 256 + i * 64 + 24, 0, 4);
+    Put(index, 256 + i * 64 + 28, 0, 4);
+    Put(index, 256 + i * 64 + 32, 0, 8);
+  }
+  Put(index, 160, 0, 8);
+  Put(index, 168, 0, 8);
+  std::size_t table = TableAt(index);
+  Write(path, index.substr(0, table) + index.substr(table + blocks * 96, blob));
+  TrustVerdict v = Eval(p, marked.get());
+  EXPECT_REFUSED(v, "certificate revoked on 2029-12-29");
+  EXPECT_TRUE(Noted(v, "does not match its digest")) << Describe(v);
+  EXPECT_NE(Read(path).find(SerialBytes()), std::string::npos) << "the index was not rewritten";
+}
+
+TEST_F(CrlIndexFileTest, EditedDatesOrScopeAreDetected) {
+  // An expired CRL made to look current, and a scoped CRL made to look
+  // complete, in the record and the blob the header's digest covers.
+  CrlSpec expired;
+  expired.this_update = kT0 - 30 * kDay;
+  expired.next_update = kT0 - 23 * kDay;
+  TrustPolicy p = Indexed(expired);
+  std::string path = MarkedIndex(p);
+  std::string index = Read(path);
+  Put(index, 256 + 16, static_cast<std::uint64_t>(kT0 + 30 * kDay), 8);  // CRL 1's nextUpdate
+  Write(path, index);
+  EXPECT_REFUSED(Eval(p, leaf_.get()), "expired on 2029-12-09");
+
+  CrlSpec scoped = Idp("onlyCA = TRUE");
+  TrustPolicy q = Indexed(scoped);
+  path = MarkedIndex(q);
+  index = Read(path);
+  ASSERT_GT(Get(index, 256 + 44, 4), 0u);
+  Put(index, 256 + 44, 0, 4);  // no issuing distribution point: complete
+  Write(path, index);
+  EXPECT_REFUSED(Eval(q, leaf_.get()), kUnknownLeaf);
+}
+
+TEST_F(CrlIndexFileTest, ConsistentIndexWithBadOffsetsIsNotRead) {
+  // Offsets and counts out of range, with the digest recomputed: the index
+  // must be rebuilt, never read out of bounds (ASan builds check the latter).
+  TrustPolicy p = Indexed({});
+  X509Ptr marked = Marked();
+  std::string path = MarkedIndex(p);
+  const std::string good = Read(path);
+  const std::size_t table = TableAt(good);
+  const std::vector<std::pair<std::string, std::function<void(std::string&)>>> edits = {
+      {"CRL count", [](std::string& d) { Put(d, 152, 1ULL << 60, 8); }},
+      {"block count", [](std::string& d) { Put(d, 160, Get(d, 160, 8) + 1, 8); }},
+      {"blob size not a multiple of 8", [](std::string& d) { Put(d, 176, Get(d, 176, 8) + 3, 8); }},
+      {"first block", [](std::string& d) { Put(d, 256 + 24, 0xfffffff0, 4); }},
+      {"block count of a CRL", [](std::string& d) { Put(d, 256 + 28, 0xffffffff, 4); }},
+      {"entry count of a CRL", [](std::string& d) { Put(d, 256 + 32, Get(d, 256 + 32, 8) + 1, 8); }},
+      {"IDP offset", [](std::string& d) { Put(d, 256 + 40, 0xffffff00, 4); }},
+      {"note length", [](std::string& d) { Put(d, 256 + 52, 0xffffffff, 4); }},
+      {"first entry of a block", [table](std::string& d) { Put(d, table + 56, 0xfffffff0, 4); }},
+      {"empty block", [table](std::string& d) { Put(d, table + 60, 0, 4); }},
+      {"oversized block", [table](std::string& d) { Put(d, table + 60, 257, 4); }},
+      {"truncated", [](std::string& d) { d.resize(d.size() - 64); }},
+  };
+  for (const auto& [what, edit] : edits) {
+    std::string d = good;
+    edit(d);
+    if (Get(d, 152, 8) < (1ULL << 20) && TableAt(d) + Get(d, 160, 8) * 96 + Get(d, 176, 8) <= d.size()) Reseal(d);
+    Write(path, d);
+    TrustVerdict v = Eval(p, marked.get());
+    EXPECT_REFUSED(v, "certificate revoked on 2029-12-29") << what;
+    EXPECT_TRUE(Noted(v, "does not match its digest")) << what << ": " << Describe(v);
+    EXPECT_TRUSTED(Eval(p, leaf_.get())) << what;
+  }
+}
+
+TEST_F(CrlIndexFileTest, RacyIndexIsCheckedAgainstTheCrlsHash) {
+  // The CRL is rewritten so soon after it was indexed that its identity
+  // (times kept in ticks by some file systems) could be the one recorded;
+  // here the recorded identity is made to match exactly. The index was
+  // built within kRacySeconds of the CRL's change, so its SHA-256 decides.
+  TrustPolicy p = Indexed({});
+  std::string path = MarkedIndex(p);
+  CrlSpec revoking;
+  revoking.revoked = {{kLeafSerial, kT0 - kHour}, {0, kT0 - 3 * kDay, kSerialHex}};
+  std::string crl = p.crl_dir + "/inter.crl";
+  {
+    std::string der = CrlDer(InterCrl(revoking).get());
+    std::ofstream(crl, std::ios::binary | std::ios::trunc).write(der.data(), static_cast<std::streamsize>(der.size()));
+  }
+  struct stat st {};
+  ASSERT_EQ(stat(crl.c_str(), &st), 0);
+  std::string index = Read(path);
+  Put(index, 8, st.st_dev, 8);
+  Put(index, 16, st.st_ino, 8);
+  Put(index, 24, static_cast<std::uint64_t>(st.st_size), 8);
+  Put(index, 32, static_cast<std::uint64_t>(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec), 8);
+  Put(index, 40, static_cast<std::uint64_t>(st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec), 8);
+  Reseal(index);
+  Write(path, index);
+  TrustVerdict v = Eval(p, leaf_.get());
+  EXPECT_REFUSED(v, "certificate revoked on 2029-12-31 23:00:00 UTC");
+  EXPECT_TRUE(Noted(v, "the CRL file changed: index rebuilt")) << Describe(v);
+}
+
+TEST_F(CrlIndexFileTest, SameCrlUnderANewIdentityIsReboundNotParsed) {
+  // Replaced by a copy of itself (new inode and times, same bytes): the
+  // SHA-256 shows it is the CRL the index was built from.
+  TrustPolicy p = Indexed({});
+  X509Ptr marked = Marked();
+  std::string crl = p.crl_dir + "/inter.crl";
+  std::string copy = p.crl_dir + "/.copy";
+  std::filesystem::copy_file(crl, copy);
+  ASSERT_EQ(chmod(copy.c_str(), 0644), 0);
+  ASSERT_EQ(rename(copy.c_str(), crl.c_str()), 0);
+  TrustVerdict v = Eval(p, leaf_.get());
+  EXPECT_TRUSTED(v);
+  EXPECT_TRUE(Noted(v, "inter.crl: same content under a new identity: index re-bound")) << Describe(v);
+  EXPECT_TRUE(Noted(v, "inter.crl: 1 entries (index)")) << Describe(v);
+  TrustVerdict revoked = Eval(p, marked.get());
+  EXPECT_REFUSED(revoked, "certificate revoked on 2029-12-29");
+  EXPECT_FALSE(Noted(revoked, "re-bound")) << Describe(revoked);
+  EXPECT_FALSE(Noted(revoked, "rebuilt")) << Describe(revoked);
 }
 
 TEST_P(RevocationTest, UnsafeOrMissingCacheDirStillGivesTheRightVerdict) {

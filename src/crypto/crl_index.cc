@@ -626,19 +626,22 @@ std::vector<std::uint8_t> BuildImage(Header h, std::vector<Pending>& pending) {
   return image;
 }
 
-// Reseal writes a new header (identity, read time) into image and its digest.
-void Reseal(std::vector<std::uint8_t>* image, const FileId& id, std::int64_t read_ns) {
-  Layout l;
-  if (!l.Check(image->data(), image->size())) return;
-  l.h.id = id;
-  l.h.read_ns = read_ns;
-  l.h.Write(image->data());
-  ImageDigest(image->data(), l, image->data() + kDigestOffset);
+bool WriteAll(int fd, const std::uint8_t* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
 }
 
-// Store writes image to index_path atomically, when this process is root and
-// cache_dir is a safe directory (created if missing).
-void Store(const std::string& cache_dir, const std::string& index_path, const std::vector<std::uint8_t>& image) {
+// Store writes an index to index_path atomically, when this process is root
+// and cache_dir is a safe directory (created if missing): head, then (if
+// from_fd >= 0) from_fd's bytes from offset head_size on, copied by the kernel.
+void Store(const std::string& cache_dir, const std::string& index_path, const std::uint8_t* head, std::size_t head_size,
+           int from_fd = -1, std::size_t from_size = 0) {
   if (index_path.empty() || geteuid() != 0) return;
   struct stat dst {};
   bool dir_ok = stat(cache_dir.c_str(), &dst) == 0 ||
@@ -647,31 +650,68 @@ void Store(const std::string& cache_dir, const std::string& index_path, const st
   std::string tmp = index_path + ".tmp." + std::to_string(getpid());
   int wfd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (wfd < 0) return;
-  bool ok = true;
-  std::size_t off = 0;
-  while (ok && off < image.size()) {
-    ssize_t w = write(wfd, image.data() + off, image.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    ok = w > 0;
-    if (ok) off += static_cast<std::size_t>(w);
+  bool ok = WriteAll(wfd, head, head_size);
+  loff_t in = static_cast<loff_t>(head_size);
+  while (ok && from_fd >= 0 && static_cast<std::size_t>(in) < from_size) {
+    ssize_t n = copy_file_range(from_fd, &in, wfd, nullptr, from_size - static_cast<std::size_t>(in), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+      // No in-kernel copy here: through a buffer.
+      std::vector<std::uint8_t> buf(1 << 20);
+      while (ok && static_cast<std::size_t>(in) < from_size) {
+        ssize_t r = pread(from_fd, buf.data(), std::min(buf.size(), from_size - static_cast<std::size_t>(in)), in);
+        if (r < 0 && errno == EINTR) continue;
+        ok = r > 0 && WriteAll(wfd, buf.data(), static_cast<std::size_t>(r));
+        if (ok) in += r;
+      }
+      break;
+    }
+    ok = n > 0;
   }
   ok = close(wfd) == 0 && ok;
   // The digests catch a torn file: no fsync needed.
   if (!ok || rename(tmp.c_str(), index_path.c_str()) != 0) unlink(tmp.c_str());
 }
 
-core::Result<std::string> ReadAll(int fd, std::size_t size, const std::string& path) {
-  std::string data(size, '\0');
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = pread(fd, data.data() + done, data.size() - done, static_cast<off_t>(done));
+// Bytes of a CRL file read into memory (not zero-filled first: the kernel's
+// copy is the first touch of each page).
+struct FileBytes {
+  std::unique_ptr<char[]> data;
+  std::size_t size = 0;
+  std::string_view view() const { return {data.get(), size}; }
+};
+
+core::Result<FileBytes> ReadAll(int fd, std::size_t size, const std::string& path) {
+  FileBytes out;
+  out.data.reset(new char[size == 0 ? 1 : size]);
+  while (out.size < size) {
+    ssize_t n = pread(fd, out.data.get() + out.size, size - out.size, static_cast<off_t>(out.size));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return core::ConfigError(path + ": cannot read: " + std::strerror(errno));
     if (n == 0) break;
+    out.size += static_cast<std::size_t>(n);
+  }
+  return out;
+}
+
+// HashFile computes the SHA-256 of the file's first size bytes through a
+// small buffer (checking a large CRL touches 1 MiB of memory, not its size).
+core::Status HashFile(int fd, std::size_t size, const std::string& path, std::uint8_t out[32]) {
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return core::InternalError("SHA-256: " + DrainErrors());
+  std::vector<std::uint8_t> buf(std::min<std::size_t>(size, 1 << 20) + 1);
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = pread(fd, buf.data(), std::min(buf.size(), size - done), static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return core::ConfigError(path + ": cannot read: " + std::strerror(errno));
+    if (n == 0) break;
+    if (EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n)) != 1) break;
     done += static_cast<std::size_t>(n);
   }
-  data.resize(done);
-  return data;
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), out, &len) != 1 || len != 32) return core::InternalError("SHA-256: " + DrainErrors());
+  return core::Status::Ok();
 }
 
 struct FdCloser {
@@ -915,8 +955,6 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
   // file's identity is the one recorded. One index per (file, issuer), so a
   // file holding several CAs' CRLs serves each.
   std::string index_path;
-  std::optional<std::string> data;  // the CRL file, once read
-  std::uint8_t data_hash[32];
   if (!cache_dir.empty()) {
     std::string key = path;
     key.push_back('\0');
@@ -948,26 +986,26 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
           return made(std::move(index));
         }
         // The identity changed, or may not show a change: compare the bytes.
-        auto read = ReadAll(crl_fd.fd, static_cast<std::size_t>(st.st_size), path);
-        if (!read.ok()) return read.status();
-        data = std::move(*read);
-        if (!Sha256(data->data(), data->size(), data_hash)) return core::InternalError("SHA-256: " + DrainErrors());
-        if (std::memcmp(data_hash, l.h.crl_sha256, 32) == 0) {
+        std::uint8_t crl_hash[32];
+        SC_RETURN_IF_ERROR(HashFile(crl_fd.fd, static_cast<std::size_t>(st.st_size), path, crl_hash));
+        if (std::memcmp(crl_hash, l.h.crl_sha256, 32) == 0) {
           // The same CRL: the index stands. Re-bind it to the file's identity
-          // (and to this read, once the file is old enough not to be racy).
-          CrlIndex index;
-          index.from_cache_ = true;
+          // (and to this read, once the file is old enough not to be racy):
+          // a new header, the rest copied as it is (its blocks are checked
+          // when read, as before).
           Header now = l.h;
           now.id = id;
           now.read_ns = read_ns;
           if (!same || !now.Racy()) {
-            index.memory_.assign(p, p + map->length);
-            Reseal(&index.memory_, id, read_ns);
-            Store(cache_dir, index_path, index.memory_);
+            std::vector<std::uint8_t> head(p, p + l.entries);
+            now.Write(head.data());
+            ImageDigest(head.data(), l, head.data() + kDigestOffset);
+            Store(cache_dir, index_path, head.data(), kHeaderSize, ifd.fd, map->length);
             if (!same) notes->push_back(path + ": same content under a new identity: index re-bound");
-          } else {
-            index.map_ = std::move(map);
           }
+          CrlIndex index;
+          index.map_ = std::move(map);
+          index.from_cache_ = true;
           return made(std::move(index));
         }
         notes->push_back(path + ": the CRL file changed: index rebuilt");
@@ -977,21 +1015,20 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
 
   // 2. Parse every CRL of the file; keep a record of each one that names the
   // issuer: its dates, scope and entries when usable, else why not.
-  if (!data) {
-    auto read = ReadAll(crl_fd.fd, static_cast<std::size_t>(st.st_size), path);
-    if (!read.ok()) return read.status();
-    data = std::move(*read);
-    if (!Sha256(data->data(), data->size(), data_hash)) return core::InternalError("SHA-256: " + DrainErrors());
-  }
+  auto read = ReadAll(crl_fd.fd, static_cast<std::size_t>(st.st_size), path);
+  if (!read.ok()) return read.status();
+  std::uint8_t data_hash[32];
+  if (!Sha256(read->data.get(), read->size, data_hash)) return core::InternalError("SHA-256: " + DrainErrors());
   std::vector<X509CrlPtr> crls;
-  if (data->find("-----BEGIN") != std::string::npos) {
-    BioPtr bio(BIO_new_mem_buf(data->data(), static_cast<int>(data->size())));
+  if (read->view().find("-----BEGIN") != std::string_view::npos) {
+    BioPtr bio(BIO_new_mem_buf(read->data.get(), static_cast<int>(read->size)));
     while (X509_CRL* c = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) crls.emplace_back(c);
     DrainErrors();
   } else {
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(data->data());
-    if (X509_CRL* c = d2i_X509_CRL(nullptr, &p, static_cast<long>(data->size()))) crls.emplace_back(c);
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(read->data.get());
+    if (X509_CRL* c = d2i_X509_CRL(nullptr, &p, static_cast<long>(read->size))) crls.emplace_back(c);
   }
+  read = FileBytes{};  // the parsed CRLs are what is used from here on
   if (crls.empty()) return core::ConfigError(path + ": not a CRL (PEM or DER): " + DrainErrors());
 
   Header h;
@@ -1043,7 +1080,7 @@ core::Result<std::optional<CrlIndex>> CrlIndex::ForIssuer(const std::string& pat
   index.blocks_verified_ = true;
   struct stat after {};
   if (fstat(crl_fd.fd, &after) == 0 && SameId(IdOf(after), id)) {
-    Store(cache_dir, index_path, index.memory_);
+    Store(cache_dir, index_path, index.memory_.data(), index.memory_.size());
   } else {
     notes->push_back(path + ": the CRL file changed while it was read: index not stored");
   }

@@ -234,6 +234,7 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
   };
   std::optional<Covering> best;
   std::vector<std::string> uncovered;  // why each other usable CRL does not count
+  std::vector<std::string> ignored;    // why each other CRL of the issuer is not used
   for (const std::string& path : crl_files) {
     // A second pass rebuilds an index whose block turned out damaged; what
     // the first pass saw of that file is dropped.
@@ -248,17 +249,17 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
       }
       if (!index->has_value()) break;
       const CrlIndex& crls = **index;
-      std::vector<std::string> file_notes, file_uncovered;
+      std::vector<std::string> file_notes, file_uncovered, file_ignored;
       std::optional<Covering> file_best;
       bool damaged = false;
       for (std::size_t i = 0; i < crls.crl_count() && !damaged; ++i) {
         CrlIndex::Crl crl = crls.crl(i);
         if (!crl.usable) {
-          file_notes.push_back(path + ": " + crl.note);
+          file_ignored.push_back(path + ": " + crl.note);
           continue;
         }
         if (crl.this_update > now + kClockSkewSeconds) {
-          file_notes.push_back(path + ": CRL of " + issuer_name + " is not yet valid: ignored");
+          file_ignored.push_back(path + ": CRL of " + issuer_name + " is not yet valid: ignored");
           continue;
         }
         // A serial listed in any usable CRL of the issuer is revoked, fresh or
@@ -270,6 +271,7 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
           break;
         }
         if (found == CrlIndex::Found::kYes) {
+          v.notes.insert(v.notes.end(), file_ignored.begin(), file_ignored.end());
           v.notes.insert(v.notes.end(), file_notes.begin(), file_notes.end());
           v.summary = who + " revoked on " + TimeText(revoked_at) + " (CRL of " + issuer_name + ")";
           return false;
@@ -294,21 +296,25 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
         v.summary = "revocation: " + path + ": the CRL index just built is damaged";
         return false;
       }
+      v.notes.insert(v.notes.end(), file_ignored.begin(), file_ignored.end());
       v.notes.insert(v.notes.end(), file_notes.begin(), file_notes.end());
       uncovered.insert(uncovered.end(), file_uncovered.begin(), file_uncovered.end());
+      ignored.insert(ignored.end(), file_ignored.begin(), file_ignored.end());
       if (file_best && (!best || best->this_update < file_best->this_update)) best = file_best;
       break;
     }
   }
   if (!best) {
     if (known_good) return true;
+    std::string why;
+    for (const auto* list : {&uncovered, &ignored}) {
+      for (const std::string& u : *list) why += (why.empty() ? "" : "; ") + u;
+    }
     std::string none = "no CRL of " + issuer_name;
-    if (uncovered.empty()) {
-      none += " in crl_dir";
-    } else {
-      std::string why;
-      for (const std::string& u : uncovered) why += (why.empty() ? "" : "; ") + u;
+    if (!uncovered.empty()) {
       none += " covers the " + who + " (" + why + ")";
+    } else {
+      none += " in crl_dir" + (ignored.empty() ? std::string() : " that can be used (" + why + ")");
     }
     if (hard) {
       v.summary = "revocation status of " + who + " unknown: " + none + (ocsp_detail.empty() ? "" : "; " + ocsp_detail);

@@ -1161,9 +1161,9 @@ INSTANTIATE_TEST_SUITE_P(
         // An unknown critical extension: the CRL is not used at all.
         CrlScopeCase{"critical_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_SCOPE_CRITICAL", PAM_AUTH_ERR,
                      "revocation status of certificate unknown: no CRL of CN=pam_smartcard Test Issuing CA in "
-                     "crl_dir"},
+                     "crl_dir that can be used"},
         CrlScopeCase{"critical_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_SCOPE_CRITICAL", PAM_SUCCESS,
-                     "no CRL of CN=pam_smartcard Test Issuing CA in crl_dir"},
+                     "unknown critical extension 1.3.6.1.4.1.55555.1: not used"},
         // The certificate's CRL distribution point (part1) is not the CRL's
         // issuing distribution point (part2).
         CrlScopeCase{"dp_mismatch_hard", "REVOKED_DP1", "hard-revocation", "TRUST_CRL_DIR_SCOPE_DP", PAM_AUTH_ERR,

@@ -540,7 +540,8 @@ bool CollectEntries(X509_CRL* crl, const X509_NAME* issuer, const CrlScan& scan,
     if (!ours) continue;
     if (scan.delta) {
       int critical = 0;
-      Asn1EnumeratedPtr reason(static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(r, NID_crl_reason, &critical, nullptr)));
+      Asn1EnumeratedPtr reason(
+          static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(r, NID_crl_reason, &critical, nullptr)));
       DrainErrors();
       if (reason && ASN1_ENUMERATED_get(reason.get()) == CRL_REASON_REMOVE_FROM_CRL) continue;
     }
@@ -698,7 +699,9 @@ core::Result<FileBytes> ReadAll(int fd, std::size_t size, const std::string& pat
 // small buffer (checking a large CRL touches 1 MiB of memory, not its size).
 core::Status HashFile(int fd, std::size_t size, const std::string& path, std::uint8_t out[32]) {
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return core::InternalError("SHA-256: " + DrainErrors());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return core::InternalError("SHA-256: " + DrainErrors());
+  }
   std::vector<std::uint8_t> buf(std::min<std::size_t>(size, 1 << 20) + 1);
   std::size_t done = 0;
   while (done < size) {
@@ -710,7 +713,9 @@ core::Status HashFile(int fd, std::size_t size, const std::string& path, std::ui
     done += static_cast<std::size_t>(n);
   }
   unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), out, &len) != 1 || len != 32) return core::InternalError("SHA-256: " + DrainErrors());
+  if (EVP_DigestFinal_ex(ctx.get(), out, &len) != 1 || len != 32) {
+    return core::InternalError("SHA-256: " + DrainErrors());
+  }
   return core::Status::Ok();
 }
 
@@ -734,7 +739,8 @@ CertificateScope::CertificateScope(X509* cert) {
     return;
   }
   int critical = -1;
-  BasicConstraintsPtr bc(static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, &critical, nullptr)));
+  BasicConstraintsPtr bc(
+      static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, &critical, nullptr)));
   if (!bc && critical != -1) {
     DrainErrors();
     problem_ = "malformed or duplicated basic constraints extension";
@@ -753,7 +759,8 @@ CertificateScope::CertificateScope(X509* cert) {
   // to the certificate's issuer.
   for (int i = 0; points_ && i < sk_DIST_POINT_num(points_.get()); ++i) {
     DIST_POINT* dp = sk_DIST_POINT_value(points_.get(), i);
-    if (dp->distpoint != nullptr && dp->CRLissuer == nullptr && DIST_POINT_set_dpname(dp->distpoint, issuer_.get()) != 1) {
+    if (dp->distpoint != nullptr && dp->CRLissuer == nullptr &&
+        DIST_POINT_set_dpname(dp->distpoint, issuer_.get()) != 1) {
       DrainErrors();
       problem_ = "cannot resolve a relative CRL distribution point name";
       return;

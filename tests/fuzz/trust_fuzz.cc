@@ -245,8 +245,8 @@ struct Fixture {
   }
 
   // extensions: (name, value) in openssl.cnf syntax, sections as text.
-  X509CrlPtr MakeCrl(const std::vector<Entry>& revoked, const std::vector<std::pair<const char*, const char*>>& extensions,
-                     const char* sections) const {
+  X509CrlPtr MakeCrl(const std::vector<Entry>& revoked,
+                     const std::vector<std::pair<const char*, const char*>>& extensions, const char* sections) const {
     X509CrlPtr crl(X509_CRL_new());
     if (!crl || X509_CRL_set_version(crl.get(), 1) != 1 ||
         X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(root.get())) != 1 ||

@@ -1191,7 +1191,9 @@ INSTANTIATE_TEST_SUITE_P(
 // Bytes returns the bytes of hex (the fixtures' serial numbers).
 std::string Bytes(const std::string& hex) {
   std::string out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  }
   return out;
 }
 

@@ -1919,7 +1919,8 @@ class CrlIndexFileTest : public TrustTest {
     return ss.str();
   }
   static void Write(const std::string& path, const std::string& data) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc).write(data.data(), static_cast<std::streamsize>(data.size()));
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
   }
   static std::uint64_t Get(const std::string& d, std::size_t at, int n) {
     std::uint64_t v = 0;

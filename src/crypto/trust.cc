@@ -225,46 +225,106 @@ bool TrustStore::Impl::CheckRevocation(X509* cert, X509* issuer, int depth, std:
   bool hard = policy.level == core::TrustLevel::kHardRevocation;
   std::string who = depth == 0 ? "certificate" : "CA certificate at depth " + std::to_string(depth);
   std::string issuer_name = NameText(X509_get_subject_name(issuer));
-  std::optional<CrlIndex> best;
-  std::string best_path;
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
+  CertificateScope scope(cert);
+  // The newest CRL whose scope covers cert: it decides freshness.
+  struct Covering {
+    std::time_t this_update;
+    std::optional<std::time_t> next_update;
+  };
+  std::optional<Covering> best;
+  std::vector<std::string> uncovered;  // why each other usable CRL does not count
+  std::vector<std::string> ignored;    // why each other CRL of the issuer is not used
   for (const std::string& path : crl_files) {
-    std::string note;
-    auto index = CrlIndex::ForIssuer(path, issuer, policy.cache_dir, &note);
-    if (!note.empty()) v.notes.push_back(note);
-    if (!index.ok()) {
-      // An unsafe or unreadable file in crl_dir is a broken policy.
-      v.summary = "revocation: " + index.status().message();
-      return false;
-    }
-    if (!index->has_value()) continue;
-    CrlIndex& crl = **index;
-    if (crl.this_update() > now + kClockSkewSeconds) {
-      v.notes.push_back(path + ": CRL of " + issuer_name + " is not yet valid: ignored");
-      continue;
-    }
-    // A serial listed in any valid CRL of the issuer is revoked, fresh or not.
-    std::time_t revoked_at = 0;
-    if (crl.Lookup(X509_get0_serialNumber(cert), &revoked_at)) {
-      v.summary = who + " revoked on " + TimeText(revoked_at) + " (CRL of " + issuer_name + ")";
-      return false;
-    }
-    v.notes.push_back(path + ": " + std::to_string(crl.size()) + " entries" + (crl.from_cache() ? " (index)" : ""));
-    if (!best || best->this_update() < crl.this_update()) {
-      best = std::move(crl);
-      best_path = path;
+    // A second pass rebuilds an index whose block turned out damaged; what
+    // the first pass saw of that file is dropped.
+    for (int pass = 0; pass < 2; ++pass) {
+      std::vector<std::string> notes;
+      auto index = CrlIndex::ForIssuer(path, issuer, policy.cache_dir, pass > 0, &notes);
+      v.notes.insert(v.notes.end(), notes.begin(), notes.end());
+      if (!index.ok()) {
+        // An unsafe or unreadable file in crl_dir is a broken policy.
+        v.summary = "revocation: " + index.status().message();
+        return false;
+      }
+      if (!index->has_value()) break;
+      const CrlIndex& crls = **index;
+      std::vector<std::string> file_notes, file_uncovered, file_ignored;
+      std::optional<Covering> file_best;
+      bool damaged = false;
+      for (std::size_t i = 0; i < crls.crl_count() && !damaged; ++i) {
+        CrlIndex::Crl crl = crls.crl(i);
+        if (!crl.usable) {
+          file_ignored.push_back(path + ": " + crl.note);
+          continue;
+        }
+        if (crl.this_update > now + kClockSkewSeconds) {
+          file_ignored.push_back(path + ": CRL of " + issuer_name + " is not yet valid: ignored");
+          continue;
+        }
+        // A serial listed in any usable CRL of the issuer is revoked, fresh or
+        // not, whatever its scope: serials are unique per issuer.
+        std::time_t revoked_at = 0;
+        CrlIndex::Found found = crls.Lookup(i, serial, &revoked_at);
+        if (found == CrlIndex::Found::kDamaged) {
+          damaged = true;
+          break;
+        }
+        if (found == CrlIndex::Found::kYes) {
+          v.notes.insert(v.notes.end(), file_ignored.begin(), file_ignored.end());
+          v.notes.insert(v.notes.end(), file_notes.begin(), file_notes.end());
+          v.summary = who + " revoked on " + TimeText(revoked_at) + " (CRL of " + issuer_name + ")";
+          return false;
+        }
+        // Not listed means "not revoked" only in a CRL whose scope covers cert.
+        std::string why;
+        if (!crls.Covers(i, scope, &why)) {
+          file_uncovered.push_back(path + ": " + why);
+          continue;
+        }
+        file_notes.push_back(path + ": " + std::to_string(crls.entry_count(i)) + " entries" +
+                             (crls.from_cache() ? " (index)" : ""));
+        if (!file_best || file_best->this_update < crl.this_update) {
+          file_best = Covering{crl.this_update, crl.next_update};
+        }
+      }
+      if (damaged && pass == 0) {
+        v.notes.push_back(path + ": a block of the CRL index does not match its digest: rebuilt");
+        continue;
+      }
+      if (damaged) {
+        v.summary = "revocation: " + path + ": the CRL index just built is damaged";
+        return false;
+      }
+      v.notes.insert(v.notes.end(), file_ignored.begin(), file_ignored.end());
+      v.notes.insert(v.notes.end(), file_notes.begin(), file_notes.end());
+      uncovered.insert(uncovered.end(), file_uncovered.begin(), file_uncovered.end());
+      ignored.insert(ignored.end(), file_ignored.begin(), file_ignored.end());
+      if (file_best && (!best || best->this_update < file_best->this_update)) best = file_best;
+      break;
     }
   }
   if (!best) {
     if (known_good) return true;
+    std::string why;
+    for (const auto* list : {&uncovered, &ignored}) {
+      for (const std::string& u : *list) why += (why.empty() ? "" : "; ") + u;
+    }
+    std::string none = "no CRL of " + issuer_name;
+    if (!uncovered.empty()) {
+      none += " covers the " + who + " (" + why + ")";
+    } else {
+      none += " in crl_dir" + (ignored.empty() ? std::string() : " that can be used (" + why + ")");
+    }
     if (hard) {
-      v.summary = "revocation status of " + who + " unknown: no CRL of " + issuer_name + " in crl_dir" +
-                  (ocsp_detail.empty() ? "" : "; " + ocsp_detail);
+      v.summary = "revocation status of " + who + " unknown: " + none + (ocsp_detail.empty() ? "" : "; " + ocsp_detail);
       return false;
     }
-    v.warnings.push_back("no CRL of " + issuer_name + ": revocation not checked (soft-revocation)");
+    v.warnings.push_back(none + ": revocation not checked (soft-revocation)");
     return true;
   }
-  auto next = best->next_update();
+  for (const std::string& u : uncovered) v.notes.push_back(u + ": does not cover the " + who);
+  auto next = best->next_update;
   if (next && *next < now && known_good) return true;
   if (next && *next < now) {
     long long age = static_cast<long long>(now - *next);

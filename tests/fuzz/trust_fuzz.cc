@@ -18,8 +18,11 @@
 //
 // TRUST_FUZZ_VERBOSE=1 prints the verdicts (to check what a seed reaches).
 // TRUST_FUZZ_WRITE_SEEDS=DIR writes seed inputs signed by the test root
-// (a trusted leaf, and the leaf followed by a revoking / a clean CRL) to DIR
-// and exits: that is how tests/fuzz/corpus/trust was made.
+// (a trusted leaf, and the leaf followed by a revoking / a clean CRL; a leaf
+// with a CRL distribution point and CRLs limited in scope: issuing
+// distribution point names, onlyContainsCACerts, indirect and delta CRLs,
+// entry extensions, an unknown critical extension) to DIR and exits: that is
+// how tests/fuzz/corpus/trust was made.
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -59,6 +62,7 @@ using X509CrlPtr = std::unique_ptr<X509_CRL, Deleter<X509_CRL_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
 using Asn1TimePtr = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME_free>>;
 using ExtensionPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
+using ConfPtr = std::unique_ptr<CONF, Deleter<NCONF_free>>;
 
 // A throwaway test key: it signs the fuzz anchor and the seed corpus only.
 constexpr char kRootKeyPem[] =
@@ -90,9 +94,26 @@ void AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
   if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) Die("extension");
 }
 
-// MakeCert: issuer nullptr = self-signed with key.
+// ConfExtension makes `name = value` in openssl.cnf syntax; sections holds
+// the sections value refers to.
+ExtensionPtr ConfExtension(const char* name, const char* value, const char* sections) {
+  ConfPtr conf(NCONF_new(nullptr));
+  BioPtr bio(BIO_new_mem_buf(sections, -1));
+  long line = 0;
+  if (!conf || !bio || NCONF_load_bio(conf.get(), bio.get(), &line) != 1) Die("sections");
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_nconf(&ctx, conf.get());
+  ExtensionPtr ext(X509V3_EXT_nconf(conf.get(), &ctx, name, value));
+  if (!ext) Die(name);
+  return ext;
+}
+
+// MakeCert: issuer nullptr = self-signed with key. crldp: a
+// crlDistributionPoints value (sections in crldp_sections), or null.
 X509Ptr MakeCert(const char* cn, long serial, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, bool ca,
-                 std::time_t not_before, std::time_t not_after) {
+                 std::time_t not_before, std::time_t not_after, const char* crldp = nullptr,
+                 const char* crldp_sections = "") {
   X509Ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), 2) != 1 ||
       ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial) != 1) {
@@ -115,6 +136,10 @@ X509Ptr MakeCert(const char* cn, long serial, EVP_PKEY* key, X509* issuer, EVP_P
   if (issuer != nullptr) AddExtension(cert.get(), signer, NID_authority_key_identifier, "keyid:always");
   AddExtension(cert.get(), signer, NID_key_usage, ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
   if (!ca) AddExtension(cert.get(), signer, NID_ext_key_usage, "clientAuth,msSmartcardLogin");
+  if (crldp != nullptr) {
+    ExtensionPtr ext = ConfExtension("crlDistributionPoints", crldp, crldp_sections);
+    if (X509_add_ext(cert.get(), ext.get(), -1) != 1) Die("crlDistributionPoints");
+  }
   if (X509_sign(cert.get(), issuer != nullptr ? issuer_key : key, EVP_sha256()) <= 0) Die("X509_sign");
   return cert;
 }
@@ -205,7 +230,23 @@ struct Fixture {
     return p;
   }
 
+  // An entry of a seed CRL: serial, and optionally a reasonCode and a
+  // certificateIssuer naming issuer (borrowed).
+  struct Entry {
+    long serial;
+    int reason = -1;
+    const X509_NAME* issuer = nullptr;
+  };
+
   X509CrlPtr MakeCrl(const std::vector<long>& revoked) const {
+    std::vector<Entry> entries;
+    for (long s : revoked) entries.push_back({s});
+    return MakeCrl(entries, {}, "");
+  }
+
+  // extensions: (name, value) in openssl.cnf syntax, sections as text.
+  X509CrlPtr MakeCrl(const std::vector<Entry>& revoked,
+                     const std::vector<std::pair<const char*, const char*>>& extensions, const char* sections) const {
     X509CrlPtr crl(X509_CRL_new());
     if (!crl || X509_CRL_set_version(crl.get(), 1) != 1 ||
         X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(root.get())) != 1 ||
@@ -213,17 +254,45 @@ struct Fixture {
         X509_CRL_set1_nextUpdate(crl.get(), Time(kNow + 7 * kDay).get()) != 1) {
       Die("CRL fields");
     }
-    for (long serial : revoked) {
+    bool indirect = false;
+    for (const Entry& e : revoked) {
       X509_REVOKED* r = X509_REVOKED_new();
       ASN1_INTEGER* s = ASN1_INTEGER_new();
-      if (r == nullptr || s == nullptr || ASN1_INTEGER_set(s, serial) != 1 ||
+      if (r == nullptr || s == nullptr || ASN1_INTEGER_set(s, e.serial) != 1 ||
           X509_REVOKED_set_serialNumber(r, s) != 1 ||
-          X509_REVOKED_set_revocationDate(r, Time(kNow - 2 * kDay).get()) != 1 || X509_CRL_add0_revoked(crl.get(), r) != 1) {
+          X509_REVOKED_set_revocationDate(r, Time(kNow - 2 * kDay).get()) != 1) {
         Die("revoked entry");
       }
       ASN1_INTEGER_free(s);
+      if (e.reason >= 0) {
+        ASN1_ENUMERATED* reason = ASN1_ENUMERATED_new();
+        if (reason == nullptr || ASN1_ENUMERATED_set(reason, e.reason) != 1 ||
+            X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0, 0) != 1) {
+          Die("reasonCode");
+        }
+        ASN1_ENUMERATED_free(reason);
+      }
+      if (e.issuer != nullptr) {
+        GENERAL_NAMES* names = sk_GENERAL_NAME_new_null();
+        GENERAL_NAME* gn = GENERAL_NAME_new();
+        X509_NAME* dn = X509_NAME_dup(e.issuer);
+        if (names == nullptr || gn == nullptr || dn == nullptr) Die("certificateIssuer");
+        GENERAL_NAME_set0_value(gn, GEN_DIRNAME, dn);                // takes dn
+        if (sk_GENERAL_NAME_push(names, gn) <= 0) Die("certificateIssuer");  // takes gn
+        if (X509_REVOKED_add1_ext_i2d(r, NID_certificate_issuer, names, 1, 0) != 1) Die("certificateIssuer");
+        GENERAL_NAMES_free(names);
+        indirect = true;
+      }
+      if (X509_CRL_add0_revoked(crl.get(), r) != 1) Die("X509_CRL_add0_revoked");
     }
-    if (X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), root_key.get(), EVP_sha256()) <= 0) Die("X509_CRL_sign");
+    for (const auto& [name, value] : extensions) {
+      ExtensionPtr ext = ConfExtension(name, value, sections);
+      if (X509_CRL_add_ext(crl.get(), ext.get(), -1) != 1) Die("CRL extension");
+    }
+    // certificateIssuer applies to the entries after it: keep their order.
+    if ((!indirect && X509_CRL_sort(crl.get()) != 1) || X509_CRL_sign(crl.get(), root_key.get(), EVP_sha256()) <= 0) {
+      Die("X509_CRL_sign");
+    }
     return crl;
   }
 
@@ -240,6 +309,38 @@ struct Fixture {
     if (!WriteFile(out + "/leaf.der", a.data(), a.size()) || !WriteFile(out + "/leaf-revoked-crl", b.data(), b.size()) ||
         !WriteFile(out + "/leaf-clean-crl", c.data(), c.size())) {
       Die("writing seeds");
+    }
+    // Scope (RFC 5280 §6.3.3).
+    X509Ptr dp_leaf = MakeCert("fuzz user", 100, leaf_key.get(), root.get(), root_key.get(), false, kNow - 30 * kDay,
+                               kNow + 365 * kDay, "URI:http://crl.example.test/part1.crl, dp",
+                               "[dp]\nrelativename = rdn\nreasons = keyCompromise\n[rdn]\nCN = part1\n");
+    std::string dp_der = Der(dp_leaf.get());
+    const char* idp = "[idp]\nfullname = URI:HTTP://CRL.example.test/part1.crl, dirName:dn\n"
+                      "[dn]\nO = pam_smartcard fuzz\nCN = Fuzz Root\n";
+    const char* other = "[idp]\nfullname = URI:http://crl.example.test/part2.crl\nonlyuser = TRUE\n";
+    const char* relative = "[idp]\nrelativename = rdn\n[rdn]\nCN = part1\n";
+    const char* only_ca = "[idp]\nonlyCA = TRUE\nonlysomereasons = keyCompromise\n";
+    X509Ptr other_ca = MakeCert("Other CA", 9, leaf_key.get(), nullptr, nullptr, true, kNow - kDay, kNow + kDay);
+    std::vector<std::pair<std::string, std::string>> seeds = {
+        {"dp-covering-crl", dp_der + Der(MakeCrl({{7}}, {{"issuingDistributionPoint", "critical,@idp"}}, idp).get())},
+        {"dp-other-partition-crl",
+         dp_der + Der(MakeCrl({{100}}, {{"issuingDistributionPoint", "critical,@idp"}}, other).get())},
+        {"dp-relative-crl",
+         dp_der + Der(MakeCrl({{1}}, {{"issuingDistributionPoint", "critical,@idp"}}, relative).get())},
+        {"leaf-onlyca-crl",
+         leaf_der + Der(MakeCrl({{3}}, {{"issuingDistributionPoint", "critical,@idp"}}, only_ca).get())},
+        {"leaf-indirect-crl",
+         leaf_der + Der(MakeCrl({{5}, {100, -1, X509_get_subject_name(other_ca.get())},
+                                 {101, 1, X509_get_subject_name(root.get())}},
+                                {{"issuingDistributionPoint", "critical,@idp"}}, "[idp]\nindirectCRL = TRUE\n")
+                            .get())},
+        {"leaf-delta-crl",
+         leaf_der + Der(MakeCrl({{100, 8}, {7, 1}}, {{"2.5.29.27", "critical,ASN1:INTEGER:1000"}}, "").get())},
+        {"leaf-critical-crl",
+         leaf_der + Der(MakeCrl({{100}}, {{"1.3.6.1.4.1.55555.1", "critical,ASN1:NULL"}}, "").get())},
+    };
+    for (const auto& [name, bytes] : seeds) {
+      if (!WriteFile(out + "/" + name, bytes.data(), bytes.size())) Die("writing seeds");
     }
   }
 };

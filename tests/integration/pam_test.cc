@@ -1172,6 +1172,220 @@ TEST_F(PamTest, TamperedCrlIndexIsNotTrusted) {
   EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
 }
 
+// --- CRL scope (RFC 5280 §6.3.3) and a CRL index bound to its CRL ---------------
+// Each case puts one trust fixture certificate on the mock token and logs in
+// twice against one CRL directory of tests/fixtures (trust/crl/dir-*): the
+// first login parses the CRLs and writes their indexes, the second one reads
+// the indexes, and both must give the same answer. The scope-* CRLs are the
+// issuing CA's genuine CRLs, each limited in scope (or unusable), and list
+// none of the revoked certificates: `revoked` is revoked in the CA's full CRL,
+// which is not there, so only a CRL that covers it may say "not revoked".
+
+struct CrlScopeCase {
+  const char* name;
+  const char* cert;    // fixtures.env TRUST_<cert>_{CERT,KEY,SPKI}
+  const char* level;
+  const char* crl;     // fixtures.env key of a CRL dir
+  int rc;
+  const char* reason;  // in sc_auth identities' output
+};
+void PrintTo(const CrlScopeCase& c, std::ostream* os) { *os << c.name; }
+
+class CrlScopeTest : public PamTest, public ::testing::WithParamInterface<CrlScopeCase> {
+ protected:
+  // CrlConfig: the mock token holding cert, at level, with crl_dir and cache_dir.
+  std::string CrlConfig(const std::string& cert, const std::string& level, const std::string& crl_dir,
+                        const fs::path& cache) {
+    return "[global]\npkcs11_module = " + g_build + "/tests/mock/.libs/libmockp11.so\n"
+           "module_env = MOCK_P11_CERT=" + Fx("TRUST_" + cert + "_CERT") + " MOCK_P11_KEY=" +
+           Fx("TRUST_" + cert + "_KEY") + " MOCK_P11_LOG=" + mock_log_.string() +
+           "\npcsc_check = no\ntimeout = 5\nhelper = " + g_build + "/sc-helper\npairings_file = " +
+           pairings_.string() + "\ncheck_certificate_trust = " + level + "\nca_file = " + Fx("CA_CHAIN") +
+           "\ncrl_dir = " + crl_dir + "\ncache_dir = " + cache.string() + "\n";
+  }
+  int Login() {
+    conv_ = ConvState{};
+    conv_.answers = {"123456"};
+    return Run("alice").rc;
+  }
+};
+
+TEST_P(CrlScopeTest, FreshAndFromTheIndex) {
+  const CrlScopeCase& c = GetParam();
+  fs::path cache = dir_ / "cache";
+  Setup(CrlConfig(c.cert, c.level, Fx(c.crl), cache));
+  Pair("alice", std::string("TRUST_") + c.cert + "_SPKI");
+  EXPECT_EQ(Login(), c.rc) << "first login (CRLs parsed, indexes written)";
+  ASSERT_TRUE(fs::is_directory(cache) && !fs::is_empty(cache)) << "no CRL index written";
+  EXPECT_EQ(Login(), c.rc) << "second login (indexes read)";
+  if (c.rc != PAM_SUCCESS) {
+    EXPECT_EQ(MockLogins(), 0) << "no PIN may be tried with an untrusted certificate";
+  }
+  std::string out;
+  RunScAuth("--config " + config_.string() + " identities", "", &out);
+  EXPECT_NE(out.find(c.reason), std::string::npos) << out;
+}
+
+constexpr const char* kNotCovered = "revocation status of certificate unknown: no CRL of "
+                                    "CN=pam_smartcard Test Issuing CA covers the certificate";
+constexpr const char* kSoftNotCovered = "no CRL of CN=pam_smartcard Test Issuing CA covers the certificate";
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CrlScopeTest,
+    ::testing::Values(
+        // The finding: a revoked certificate and only a CRL whose scope does
+        // not cover it. hard-revocation refuses, soft-revocation passes and
+        // says why.
+        CrlScopeCase{"dp_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_SCOPE_DP", PAM_AUTH_ERR, kNotCovered},
+        CrlScopeCase{"dp_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_SCOPE_DP", PAM_SUCCESS, kSoftNotCovered},
+        CrlScopeCase{"onlyca_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_SCOPE_ONLYCA", PAM_AUTH_ERR,
+                     "onlyContainsCACerts, and the certificate is not a CA"},
+        CrlScopeCase{"onlyca_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_SCOPE_ONLYCA", PAM_SUCCESS,
+                     kSoftNotCovered},
+        CrlScopeCase{"reasons_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_SCOPE_REASONS", PAM_AUTH_ERR,
+                     "onlySomeReasons"},
+        CrlScopeCase{"reasons_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_SCOPE_REASONS", PAM_SUCCESS,
+                     kSoftNotCovered},
+        CrlScopeCase{"attr_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_SCOPE_ATTR", PAM_AUTH_ERR,
+                     "onlyContainsAttributeCerts"},
+        CrlScopeCase{"attr_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_SCOPE_ATTR", PAM_SUCCESS,
+                     kSoftNotCovered},
+        CrlScopeCase{"indirect_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_SCOPE_INDIRECT", PAM_AUTH_ERR,
+                     "an indirect CRL"},
+        CrlScopeCase{"indirect_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_SCOPE_INDIRECT", PAM_SUCCESS,
+                     kSoftNotCovered},
+        CrlScopeCase{"delta_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_SCOPE_DELTA", PAM_AUTH_ERR,
+                     "a delta CRL"},
+        CrlScopeCase{"delta_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_SCOPE_DELTA", PAM_SUCCESS,
+                     kSoftNotCovered},
+        // An unknown critical extension: the CRL is not used at all.
+        CrlScopeCase{"critical_hard", "REVOKED", "hard-revocation", "TRUST_CRL_DIR_SCOPE_CRITICAL", PAM_AUTH_ERR,
+                     "revocation status of certificate unknown: no CRL of CN=pam_smartcard Test Issuing CA in "
+                     "crl_dir that can be used"},
+        CrlScopeCase{"critical_soft", "REVOKED", "soft-revocation", "TRUST_CRL_DIR_SCOPE_CRITICAL", PAM_SUCCESS,
+                     "unknown critical extension 1.3.6.1.4.1.55555.1: not used"},
+        // The certificate's CRL distribution point (part1) is not the CRL's
+        // issuing distribution point (part2).
+        CrlScopeCase{"dp_mismatch_hard", "REVOKED_DP1", "hard-revocation", "TRUST_CRL_DIR_SCOPE_DP", PAM_AUTH_ERR,
+                     "matches none of the certificate's CRL distribution points"},
+        CrlScopeCase{"dp_mismatch_soft", "REVOKED_DP1", "soft-revocation", "TRUST_CRL_DIR_SCOPE_DP", PAM_SUCCESS,
+                     kSoftNotCovered},
+        // The partition's own CRL covers it: good and revoked as usual.
+        CrlScopeCase{"dp_match_hard", "VALID_DP1", "hard-revocation", "TRUST_CRL_DIR_PART1", PAM_SUCCESS,
+                     "trusted (hard-revocation)"},
+        CrlScopeCase{"dp_match_revoked", "REVOKED_DP1", "hard-revocation", "TRUST_CRL_DIR_PART1", PAM_AUTH_ERR,
+                     "certificate revoked on"},
+        CrlScopeCase{"dp_without_crldp_hard", "VALID", "hard-revocation", "TRUST_CRL_DIR_PART1", PAM_AUTH_ERR,
+                     "the certificate has no CRL distribution point"},
+        // The root's CRL for end entities only does not cover the
+        // intermediate CA; one for CAs only does.
+        CrlScopeCase{"root_onlyuser_hard", "VALID", "hard-revocation", "TRUST_CRL_DIR_ROOT_ONLYUSER", PAM_AUTH_ERR,
+                     "revocation status of CA certificate at depth 1 unknown: no CRL of CN=pam_smartcard Test Root "
+                     "CA covers the CA certificate at depth 1"},
+        CrlScopeCase{"root_onlyuser_soft", "VALID", "soft-revocation", "TRUST_CRL_DIR_ROOT_ONLYUSER", PAM_SUCCESS,
+                     "onlyContainsUserCerts, and the certificate is a CA"},
+        CrlScopeCase{"root_onlyca_hard", "VALID", "hard-revocation", "TRUST_CRL_DIR_ROOT_ONLYCA", PAM_SUCCESS,
+                     "trusted (hard-revocation)"}),
+    [](const ::testing::TestParamInfo<CrlScopeCase>& p) { return std::string(p.param.name); });
+
+// Bytes returns the bytes of hex (the fixtures' serial numbers).
+std::string Bytes(const std::string& hex) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+std::string ReadBinary(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteBinary(const fs::path& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+void PutLe(std::string& data, std::size_t at, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) data[at + i] = static_cast<char>(v >> (8 * i));
+}
+std::uint64_t GetLe(const std::string& data, std::size_t at, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(data[at + i]);
+  return v;
+}
+
+// EmptyCrlIndex drops every entry of a CRL index file and fixes up its
+// counts and size, as an edit of the cache would that leaves the CRL alone
+// (but not the digests). Knows the layout before the index was bound to its
+// content ("SCCRLIX2": 144-byte header, entry count at 136) and after
+// ("SCCRLIX3": see src/crypto/crl_index.cc).
+void EmptyCrlIndex(const fs::path& path) {
+  std::string data = ReadBinary(path);
+  ASSERT_GE(data.size(), 8u);
+  std::string magic = data.substr(0, 8);
+  if (magic == "SCCRLIX2") {
+    PutLe(data, 136, 0, 8);
+    data.resize(144);
+  } else {
+    ASSERT_EQ(magic, "SCCRLIX3");
+    std::uint64_t crls = GetLe(data, 152, 8), blocks = GetLe(data, 160, 8), blob = GetLe(data, 176, 8);
+    std::size_t table = 256 + crls * 64;
+    for (std::uint64_t i = 0; i < crls; ++i) {
+      PutLe(data, 256 + i * 64 + 24, 0, 4);  // first block
+      PutLe(data, 256 + i * 64 + 28, 0, 4);  // block count
+      PutLe(data, 256 + i * 64 + 32, 0, 8);  // entry count
+    }
+    PutLe(data, 160, 0, 8);
+    PutLe(data, 168, 0, 8);
+    data = data.substr(0, table) + data.substr(table + blocks * 96, blob);
+  }
+  WriteBinary(path, data);
+}
+
+// An index emptied or edited in place while the CRL stays as it is must not
+// turn a revoked certificate into a success: the index is checked against
+// its digests, found damaged, and rebuilt from the CRL.
+TEST_F(CrlScopeTest, EditedCrlIndexIsDetectedAndRebuilt) {
+  fs::path crls = dir_ / "crls";
+  fs::path cache = dir_ / "cache";
+  WriteFile(crls / "root.crl.pem", ReadFile(Fx("TRUST_CRL_ROOT")));
+  WriteFile(crls / "intermediate.crl.pem", ReadFile(Fx("TRUST_CRL_INTERMEDIATE")));
+  const std::string serial = Bytes(Fx("TRUST_REVOKED_SERIAL_HEX"));
+  ASSERT_GE(serial.size(), 8u);
+  for (const char* level : {"soft-revocation", "hard-revocation"}) {
+    fs::remove_all(cache);
+    Setup(CrlConfig("REVOKED", level, crls.string(), cache));
+    Pair("alice", "TRUST_REVOKED_SPKI");
+    ASSERT_EQ(Login(), PAM_AUTH_ERR) << level << ": revoked; indexes written";
+    // The index of the intermediate's CRL: the one that holds the serial.
+    fs::path index;
+    for (const auto& e : fs::directory_iterator(cache)) {
+      if (ReadBinary(e.path()).find(serial) != std::string::npos) index = e.path();
+    }
+    ASSERT_FALSE(index.empty()) << "no index holds the revoked serial";
+    std::string built = ReadBinary(index);
+
+    // 1. Edited: the revoked serial changed in place (same size, same count)
+    // in its entry, the last copy in the file.
+    std::string edited = built;
+    std::size_t at = edited.rfind(serial);
+    edited[at + serial.size() - 1] = static_cast<char>(edited[at + serial.size() - 1] ^ 1);
+    WriteBinary(index, edited);
+    EXPECT_EQ(Login(), PAM_AUTH_ERR) << level << ": index with an edited entry";
+    EXPECT_NE(ReadBinary(index).find(serial), std::string::npos) << level << ": the edited index was not rebuilt";
+
+    // 2. Emptied, counts and size fixed up.
+    EmptyCrlIndex(index);
+    ASSERT_EQ(ReadBinary(index).find(serial), std::string::npos);
+    EXPECT_EQ(Login(), PAM_AUTH_ERR) << level << ": index with its entries removed";
+    EXPECT_NE(ReadBinary(index).find(serial), std::string::npos) << level << ": the emptied index was not rebuilt";
+    EXPECT_EQ(MockLogins(), 0) << "no PIN may be tried with a revoked certificate";
+  }
+}
+
 // --- OCSP: a real `openssl ocsp` responder on 127.0.0.1:18888 (the AIA of the
 // trust fixtures' *-aia certificates) -----------------------------------------
 

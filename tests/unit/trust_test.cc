@@ -33,6 +33,7 @@
 #include <optional>
 #include <ostream>
 #include <span>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -97,6 +98,8 @@ struct CertSpec {
   std::string key_usage = "critical,digitalSignature";
   std::string eku = "clientAuth";
   bool duplicate_eku = false;  // add the EKU extension twice
+  std::string crldp;           // crlDistributionPoints, e.g. "URI:http://..." or "dp" (a section)
+  std::string sections;        // openssl.cnf sections the values refer to ("[dp]\nfullname=...")
 };
 
 CertSpec CaSpec(const std::string& cn, long serial) {
@@ -136,6 +139,27 @@ void AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   Must(X509_add_ext(cert, ext.get(), -1) == 1, "X509_add_ext");
 }
 
+using ConfPtr = std::unique_ptr<CONF, Deleter<NCONF_free>>;
+
+// ConfExtension makes the extension `name = value` in openssl.cnf syntax
+// (name may be a dotted OID, value may refer to sections, given as text);
+// issuer (may be null) is the signer, for authorityKeyIdentifier.
+ExtensionPtr ConfExtension(const std::string& name, const std::string& value, const std::string& sections,
+                           X509* issuer = nullptr) {
+  ConfPtr conf(NCONF_new(nullptr));
+  Must(conf != nullptr, "NCONF_new");
+  BioPtr bio(BIO_new_mem_buf(sections.data(), static_cast<int>(sections.size())));
+  long line = 0;
+  Must(bio != nullptr && NCONF_load_bio(conf.get(), bio.get(), &line) == 1, "sections: " + sections);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, nullptr, nullptr, nullptr, 0);
+  X509V3_set_nconf(&ctx, conf.get());
+  ExtensionPtr ext(X509V3_EXT_nconf(conf.get(), &ctx, name.c_str(), value.c_str()));
+  Must(ext != nullptr, "extension " + name + "=" + value);
+  return ext;
+}
+
 // MakeCert issues spec for subject_key, signed by issuer_key under the name
 // of issuer (nullptr: self-signed with subject_key).
 X509Ptr MakeCert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer, EVP_PKEY* issuer_key) {
@@ -167,6 +191,10 @@ X509Ptr MakeCert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer, EVP_
   if (!spec.eku.empty()) {
     AddExtension(cert.get(), signer, NID_ext_key_usage, spec.eku);
     if (spec.duplicate_eku) AddExtension(cert.get(), signer, NID_ext_key_usage, spec.eku);
+  }
+  if (!spec.crldp.empty()) {
+    ExtensionPtr ext = ConfExtension("crlDistributionPoints", spec.crldp, spec.sections, signer);
+    Must(X509_add_ext(cert.get(), ext.get(), -1) == 1, "X509_add_ext crlDistributionPoints");
   }
   EVP_PKEY* sign_key = issuer != nullptr ? issuer_key : subject_key;
   Must(X509_sign(cert.get(), sign_key, EVP_sha256()) > 0, "X509_sign");
@@ -221,13 +249,53 @@ struct Revoked {
   long serial;
   std::time_t when;
   std::string big_serial = {};  // as CertSpec::big_serial
+  int reason = -1;              // reasonCode entry extension (CRL_REASON_*), -1: none
+  bool unknown_critical = false;  // an entry extension 1.3.6.1.4.1.55555.2, critical
+  const X509_NAME* certificate_issuer = nullptr;  // certificateIssuer entry extension (borrowed)
 };
 
 struct CrlSpec {
   std::time_t this_update = kT0 - kDay;
   std::optional<std::time_t> next_update = kT0 + 7 * kDay;
   std::vector<Revoked> revoked;
+  // CRL extensions (name, value) in openssl.cnf syntax, e.g.
+  // {"issuingDistributionPoint", "critical,@idp"}; sections holds what the
+  // values refer to.
+  std::vector<std::pair<std::string, std::string>> extensions;
+  std::string sections;
 };
+
+// Idp returns a spec of a current CRL whose critical issuing distribution
+// point has these openssl.cnf lines (e.g. "onlyCA = TRUE").
+CrlSpec Idp(const std::string& lines) {
+  CrlSpec spec;
+  spec.extensions = {{"issuingDistributionPoint", "critical,@idp"}};
+  spec.sections = "[idp]\n" + lines + "\n";
+  return spec;
+}
+
+// AddEntryExtensions adds r's entry extensions to entry.
+void AddEntryExtensions(X509_REVOKED* entry, const Revoked& r) {
+  if (r.reason >= 0) {
+    std::unique_ptr<ASN1_ENUMERATED, Deleter<ASN1_ENUMERATED_free>> reason(ASN1_ENUMERATED_new());
+    Must(reason && ASN1_ENUMERATED_set(reason.get(), r.reason) == 1 &&
+             X509_REVOKED_add1_ext_i2d(entry, NID_crl_reason, reason.get(), 0, 0) == 1,
+         "reasonCode");
+  }
+  if (r.certificate_issuer != nullptr) {
+    std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES_free>> names(sk_GENERAL_NAME_new_null());
+    GENERAL_NAME* gn = GENERAL_NAME_new();
+    X509_NAME* dn = X509_NAME_dup(r.certificate_issuer);
+    Must(names && gn != nullptr && dn != nullptr, "certificateIssuer");
+    GENERAL_NAME_set0_value(gn, GEN_DIRNAME, dn);  // takes dn
+    Must(sk_GENERAL_NAME_push(names.get(), gn) > 0, "sk_GENERAL_NAME_push");  // takes gn
+    Must(X509_REVOKED_add1_ext_i2d(entry, NID_certificate_issuer, names.get(), 1, 0) == 1, "certificateIssuer");
+  }
+  if (r.unknown_critical) {
+    ExtensionPtr ext = ConfExtension("1.3.6.1.4.1.55555.2", "critical,ASN1:NULL", "");
+    Must(X509_REVOKED_add_ext(entry, ext.get(), -1) == 1, "X509_REVOKED_add_ext");
+  }
+}
 
 // MakeCrl makes a v2 CRL naming issuer as its issuer, signed by key (which
 // is the issuer's own key unless a forgery is wanted).
@@ -245,12 +313,21 @@ X509CrlPtr MakeCrl(X509* issuer, EVP_PKEY* key, const CrlSpec& spec) {
     Must(serial != nullptr && (!r.big_serial.empty() || ASN1_INTEGER_set(serial.get(), r.serial) == 1),
          "revoked serial");
     bool ok = X509_REVOKED_set_serialNumber(entry, serial.get()) == 1 &&
-              X509_REVOKED_set_revocationDate(entry, Time(r.when).get()) == 1 &&
-              X509_CRL_add0_revoked(crl.get(), entry) == 1;  // takes entry
+              X509_REVOKED_set_revocationDate(entry, Time(r.when).get()) == 1;
+    if (ok) AddEntryExtensions(entry, r);
+    ok = ok && X509_CRL_add0_revoked(crl.get(), entry) == 1;  // takes entry
     if (!ok) X509_REVOKED_free(entry);
     Must(ok, "revoked entry");
   }
-  Must(X509_CRL_sort(crl.get()) == 1, "X509_CRL_sort");
+  for (const auto& [name, value] : spec.extensions) {
+    ExtensionPtr ext = ConfExtension(name, value, spec.sections, issuer);
+    Must(X509_CRL_add_ext(crl.get(), ext.get(), -1) == 1, "X509_CRL_add_ext " + name);
+  }
+  // An indirect CRL's entries are in the order given: certificateIssuer
+  // applies to the entries that follow it.
+  bool keep_order = false;
+  for (const Revoked& r : spec.revoked) keep_order = keep_order || r.certificate_issuer != nullptr;
+  if (!keep_order) Must(X509_CRL_sort(crl.get()) == 1, "X509_CRL_sort");
   Must(X509_CRL_sign(crl.get(), key, EVP_sha256()) > 0, "X509_CRL_sign");
   return crl;
 }
@@ -1228,6 +1305,310 @@ TEST_P(RevocationTest, NewestCrlInOneBundleDecidesFreshness) {
   EXPECT_TRUSTED(v);
 }
 
+// --- CRL scope (RFC 5280 §5.2.5, §6.3.3) ---
+//
+// The intermediate's CRL is replaced by one limited in scope. It lists
+// nothing unless a test says so: "not listed" must mean "not revoked" only
+// when the CRL's scope covers the certificate.
+
+constexpr const char* kUnknownLeaf = "revocation status of certificate unknown";
+
+class CrlScopeTest : public RevocationTest {
+ protected:
+  // Scoped returns a policy at level whose intermediate CRL is made from spec
+  // (plus the root's current CRL, and more files if given).
+  TrustPolicy Scoped(TrustLevel level, const CrlSpec& spec,
+                     std::vector<std::pair<std::string, std::string>> more = {}) {
+    more.emplace_back("root.crl", CrlPem({RootCrl({}).get()}));
+    more.emplace_back("inter.crl", CrlDer(InterCrl(spec).get()));
+    return WithCrls(level, more);
+  }
+  // ExpectNotCovered: hard-revocation refuses the leaf as unknown, and
+  // soft-revocation trusts it with a warning naming the reason.
+  void ExpectNotCovered(const CrlSpec& spec, X509* leaf, const std::string& why) {
+    TrustVerdict hard = EvalCrl(Scoped(TrustLevel::kHardRevocation, spec), leaf);
+    EXPECT_REFUSED(hard, kUnknownLeaf) << why;
+    EXPECT_NE(hard.summary.find(why), std::string::npos) << Describe(hard);
+    TrustVerdict soft = EvalCrl(Scoped(TrustLevel::kSoftRevocation, spec), leaf);
+    EXPECT_TRUSTED(soft) << why;
+    EXPECT_TRUE(Warned(soft, "no CRL of CN=Test Issuing CA")) << Describe(soft);
+    EXPECT_TRUE(Warned(soft, why)) << Describe(soft);
+  }
+  X509Ptr LeafWithCrldp(const std::string& crldp, const std::string& sections = "") {
+    CertSpec spec = LeafSpec();
+    spec.crldp = crldp;
+    spec.sections = sections;
+    return Leaf(spec);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(CacheModes, CrlScopeTest, testing::Bool(), CacheModeName);
+
+TEST_P(CrlScopeTest, FullCrlCoversEveryCertificate) {
+  // No issuing distribution point: a complete CRL, also for a certificate
+  // that names a distribution point.
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, {}), leaf_.get()));
+  X509Ptr with_dp = LeafWithCrldp("URI:http://crl.example.test/part1.crl");
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, {}), with_dp.get()));
+}
+
+TEST_P(CrlScopeTest, DistributionPointOfAnotherPartition) {
+  CrlSpec part2 = Idp("fullname = URI:http://crl.example.test/part2.crl");
+  X509Ptr part1 = LeafWithCrldp("URI:http://crl.example.test/part1.crl");
+  ExpectNotCovered(part2, part1.get(), "matches none of the certificate's CRL distribution points");
+  // A certificate without a CRL distribution point is in no partition.
+  ExpectNotCovered(part2, leaf_.get(), "the certificate has no CRL distribution point");
+}
+
+TEST_P(CrlScopeTest, DistributionPointOfItsPartition) {
+  CrlSpec part1 = Idp("fullname = URI:http://crl.example.test/part1.crl");
+  X509Ptr cert = LeafWithCrldp("URI:http://crl.example.test/part1.crl");
+  TrustVerdict v = EvalCrl(Scoped(TrustLevel::kHardRevocation, part1), cert.get());
+  EXPECT_TRUSTED(v);
+  EXPECT_TRUE(v.warnings.empty()) << Describe(v);
+  // One of several names on either side is enough.
+  CrlSpec two = Idp("fullname = URI:ldap://ldap.example.test/cn=part1, URI:http://crl.example.test/part1.crl");
+  X509Ptr both = LeafWithCrldp("dp", "[dp]\nfullname = URI:http://other.example.test/x.crl, "
+                                      "URI:http://crl.example.test/part1.crl\n");
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, two), cert.get()));
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, part1), both.get()));
+}
+
+TEST_P(CrlScopeTest, UrisComparedAsRfc5280Says) {
+  // §7.4: scheme and host without case, the rest exactly.
+  CrlSpec part1 = Idp("fullname = URI:http://crl.example.test/part1.crl");
+  X509Ptr upper_host = LeafWithCrldp("URI:HTTP://CRL.Example.TEST/part1.crl");
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, part1), upper_host.get()));
+  X509Ptr upper_path = LeafWithCrldp("URI:http://crl.example.test/Part1.crl");
+  ExpectNotCovered(part1, upper_path.get(), "matches none");
+  X509Ptr prefix = LeafWithCrldp("URI:http://crl.example.test/part1.crl.old");
+  ExpectNotCovered(part1, prefix.get(), "matches none");
+}
+
+TEST_P(CrlScopeTest, DirectoryNameDistributionPoints) {
+  // Names compared as distinguished names (OpenSSL's canonical form: case
+  // and inner spaces do not matter).
+  CrlSpec idp = Idp("fullname = dirName:idp_dn\n[idp_dn]\nO = Example\nCN = CRL Part 1");
+  X509Ptr same = LeafWithCrldp("dp", "[dp]\nfullname = dirName:dp_dn\n[dp_dn]\nO = example\nCN = crl  part 1\n");
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, idp), same.get()));
+  X509Ptr other = LeafWithCrldp("dp", "[dp]\nfullname = dirName:dp_dn\n[dp_dn]\nO = Example\nCN = CRL Part 2\n");
+  ExpectNotCovered(idp, other.get(), "matches none");
+}
+
+TEST_P(CrlScopeTest, NameRelativeToCrlIssuer) {
+  // nameRelativeToCRLIssuer is the issuer's name plus that RDN, on either
+  // side.
+  CrlSpec relative = Idp("relativename = rdn\n[rdn]\nCN = part1");
+  X509Ptr cert_relative = LeafWithCrldp("dp", "[dp]\nrelativename = rdn\n[rdn]\nCN = part1\n");
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, relative), cert_relative.get()));
+  X509Ptr cert_full = LeafWithCrldp(
+      "dp", "[dp]\nfullname = dirName:dn\n[dn]\nO = pam_smartcard tests\n1.CN = Test Issuing CA\n2.CN = part1\n");
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, relative), cert_full.get()));
+  X509Ptr cert_other = LeafWithCrldp("dp", "[dp]\nrelativename = rdn\n[rdn]\nCN = part2\n");
+  ExpectNotCovered(relative, cert_other.get(), "matches none");
+}
+
+TEST_P(CrlScopeTest, DistributionPointNamedAfterTheIssuer) {
+  // §6.3.3: a CRL not named in a distribution point counts as if the
+  // certificate named its issuer as one.
+  CrlSpec idp = Idp("fullname = dirName:dn\n[dn]\nO = pam_smartcard tests\nCN = Test Issuing CA");
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, idp), leaf_.get()));
+}
+
+TEST_P(CrlScopeTest, DistributionPointWithReasonsOrCrlIssuerNeedsMoreThanOneCrl) {
+  CrlSpec part1 = Idp("fullname = URI:http://crl.example.test/part1.crl");
+  // reasons: the point's CRL covers some reasons only.
+  X509Ptr reasons = LeafWithCrldp(
+      "dp", "[dp]\nfullname = URI:http://crl.example.test/part1.crl\nreasons = keyCompromise\n");
+  ExpectNotCovered(part1, reasons.get(), "matches none");
+  // cRLIssuer: an indirect CRL's point.
+  X509Ptr crl_issuer = LeafWithCrldp(
+      "dp", "[dp]\nfullname = URI:http://crl.example.test/part1.crl\nCRLissuer = dirName:dn\n"
+             "[dn]\nCN = Test Issuing CA\n");
+  ExpectNotCovered(part1, crl_issuer.get(), "matches none");
+  // A complete CRL (no issuing distribution point) covers both.
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, {}), reasons.get()));
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, {}), crl_issuer.get()));
+}
+
+TEST_P(CrlScopeTest, OnlyCaCertsDoesNotCoverALeaf) {
+  ExpectNotCovered(Idp("onlyCA = TRUE"), leaf_.get(), "onlyContainsCACerts, and the certificate is not a CA");
+}
+
+TEST_P(CrlScopeTest, OnlyUserCertsCoversALeaf) {
+  EXPECT_TRUSTED(EvalCrl(Scoped(TrustLevel::kHardRevocation, Idp("onlyuser = TRUE")), leaf_.get()));
+}
+
+TEST_P(CrlScopeTest, RootCrlOfUserCertsDoesNotCoverTheIntermediate) {
+  auto files = CurrentCrls();
+  files[0].second = CrlPem({RootCrl(Idp("onlyuser = TRUE")).get()});
+  TrustVerdict hard = EvalCrl(WithCrls(TrustLevel::kHardRevocation, files), leaf_.get());
+  EXPECT_REFUSED(hard, "revocation status of CA certificate at depth 1 unknown: no CRL of "
+                       "CN=Test Root CA,O=pam_smartcard tests covers");
+  EXPECT_NE(hard.summary.find("onlyContainsUserCerts, and the certificate is a CA"), std::string::npos)
+      << Describe(hard);
+  TrustVerdict soft = EvalCrl(WithCrls(TrustLevel::kSoftRevocation, files), leaf_.get());
+  EXPECT_TRUSTED(soft);
+  EXPECT_TRUE(Warned(soft, "no CRL of CN=Test Root CA,O=pam_smartcard tests covers the CA certificate at depth 1"))
+      << Describe(soft);
+
+  files[0].second = CrlPem({RootCrl(Idp("onlyCA = TRUE")).get()});
+  EXPECT_TRUSTED(EvalCrl(WithCrls(TrustLevel::kHardRevocation, files), leaf_.get()));
+}
+
+TEST_P(CrlScopeTest, OnlySomeReasonsNeverProvesNotRevoked) {
+  // Not even with every reason listed: one such CRL alone is never taken
+  // for a complete one.
+  ExpectNotCovered(Idp("onlysomereasons = keyCompromise, CACompromise"), leaf_.get(), "onlySomeReasons");
+  ExpectNotCovered(Idp("onlysomereasons = keyCompromise, CACompromise, affiliationChanged, superseded, "
+                       "cessationOfOperation, certificateHold, privilegeWithdrawn, AACompromise"),
+                   leaf_.get(), "onlySomeReasons");
+}
+
+TEST_P(CrlScopeTest, AttributeCertificateCrlCoversNoCertificate) {
+  CrlSpec spec = Idp("onlyAA = TRUE");
+  ExpectNotCovered(spec, leaf_.get(), "onlyContainsAttributeCerts");
+  // Its entries are attribute certificates' serials: they revoke nothing.
+  spec.revoked = {{kLeafSerial, kT0 - kDay}};
+  auto files = CurrentCrls();
+  files.emplace_back("attr.crl", CrlDer(InterCrl(spec).get()));
+  EXPECT_TRUSTED(EvalCrl(WithCrls(TrustLevel::kHardRevocation, files), leaf_.get()));
+}
+
+TEST_P(CrlScopeTest, IndirectCrlIsNotUsedAsProof) {
+  ExpectNotCovered(Idp("indirectCRL = TRUE"), leaf_.get(), "an indirect CRL");
+}
+
+TEST_P(CrlScopeTest, IndirectCrlEntriesOfTheIssuerRevoke) {
+  // Entries before any certificateIssuer, or after one naming the issuer,
+  // are the issuer's; after one naming another CA they are that CA's.
+  X509Ptr other_ca = MakeCert(CaSpec("Other CA", 7), KeyOf(Who::kOther), root_.get(), KeyOf(Who::kRoot));
+  CrlSpec spec = Idp("indirectCRL = TRUE");
+  spec.revoked = {{kLeafSerial, kT0 - 2 * kDay},
+                  {kLeafSerial + 1, kT0 - 2 * kDay, {}, -1, false, X509_get_subject_name(other_ca.get())},
+                  {kLeafSerial + 2, kT0 - 2 * kDay},
+                  {kLeafSerial + 3, kT0 - 2 * kDay, {}, -1, false, X509_get_subject_name(intermediate_.get())}};
+  TrustPolicy p = Scoped(TrustLevel::kSoftRevocation, {}, {{"indirect.crl", CrlDer(InterCrl(spec).get())}});
+  for (long serial : {kLeafSerial, kLeafSerial + 3}) {
+    CertSpec cs = LeafSpec();
+    cs.serial = serial;
+    X509Ptr cert = Leaf(cs);
+    EXPECT_REFUSED(EvalCrl(p, cert.get()), "certificate revoked on") << serial;
+  }
+  for (long serial : {kLeafSerial + 1, kLeafSerial + 2}) {
+    CertSpec cs = LeafSpec();
+    cs.serial = serial;
+    X509Ptr cert = Leaf(cs);
+    EXPECT_TRUSTED(EvalCrl(p, cert.get())) << serial;
+  }
+}
+
+TEST_P(CrlScopeTest, CertificateIssuerInADirectCrlMakesItUnusable) {
+  CrlSpec spec;
+  spec.revoked = {{kLeafSerial + 1, kT0 - kDay, {}, -1, false, X509_get_subject_name(intermediate_.get())}};
+  TrustVerdict v = EvalCrl(Scoped(TrustLevel::kHardRevocation, spec), leaf_.get());
+  EXPECT_REFUSED(v, "no CRL of CN=Test Issuing CA,O=pam_smartcard tests in crl_dir");
+}
+
+TEST_P(CrlScopeTest, DeltaCrlIsNotCompleteOnItsOwn) {
+  for (const char* critical : {"critical,", ""}) {
+    CrlSpec delta;
+    delta.extensions = {{"2.5.29.27", std::string(critical) + "ASN1:INTEGER:1000"}};
+    ExpectNotCovered(delta, leaf_.get(), "a delta CRL");
+  }
+}
+
+TEST_P(CrlScopeTest, DeltaCrlEntriesRevokeExceptRemoveFromCrl) {
+  CrlSpec delta;
+  delta.extensions = {{"2.5.29.27", "critical,ASN1:INTEGER:1000"}};
+  delta.revoked = {{kLeafSerial, kT0 - kHour, {}, CRL_REASON_KEY_COMPROMISE},
+                   {kLeafSerial + 1, kT0 - kHour, {}, CRL_REASON_REMOVE_FROM_CRL}};
+  auto files = CurrentCrls();
+  files.emplace_back("delta.crl", CrlDer(InterCrl(delta).get()));
+  TrustPolicy p = WithCrls(TrustLevel::kHardRevocation, files);
+  EXPECT_REFUSED(EvalCrl(p, leaf_.get()), "certificate revoked on 2029-12-31 23:00:00 UTC");
+  CertSpec cs = LeafSpec();
+  cs.serial = kLeafSerial + 1;
+  X509Ptr released = Leaf(cs);
+  EXPECT_TRUSTED(EvalCrl(p, released.get()));
+}
+
+TEST_P(CrlScopeTest, UnknownCriticalCrlExtensionMakesTheCrlUnusable) {
+  CrlSpec spec;
+  spec.extensions = {{"1.3.6.1.4.1.55555.1", "critical,ASN1:NULL"}};
+  TrustVerdict hard = EvalCrl(Scoped(TrustLevel::kHardRevocation, spec), leaf_.get());
+  EXPECT_REFUSED(hard, "no CRL of CN=Test Issuing CA,O=pam_smartcard tests in crl_dir that can be used (");
+  EXPECT_NE(hard.summary.find("unknown critical extension 1.3.6.1.4.1.55555.1: not used"), std::string::npos)
+      << Describe(hard);
+  // Not even its entries count (RFC 5280 §5.2: the CRL must not be used).
+  spec.revoked = {{kLeafSerial, kT0 - kDay}};
+  TrustVerdict soft = EvalCrl(Scoped(TrustLevel::kSoftRevocation, spec), leaf_.get());
+  EXPECT_TRUSTED(soft);
+  EXPECT_TRUE(Warned(soft, "no CRL of CN=Test Issuing CA")) << Describe(soft);
+  // The same extension, not critical, is ignored.
+  spec.extensions = {{"1.3.6.1.4.1.55555.1", "ASN1:NULL"}};
+  EXPECT_REFUSED(EvalCrl(Scoped(TrustLevel::kHardRevocation, spec), leaf_.get()), "certificate revoked on");
+}
+
+TEST_P(CrlScopeTest, UnknownCriticalEntryExtensionMakesTheCrlUnusable) {
+  CrlSpec spec;
+  spec.revoked = {{kLeafSerial + 1, kT0 - kDay, {}, -1, /*unknown_critical=*/true}};
+  EXPECT_REFUSED(EvalCrl(Scoped(TrustLevel::kHardRevocation, spec), leaf_.get()),
+                 "no CRL of CN=Test Issuing CA,O=pam_smartcard tests in crl_dir");
+}
+
+TEST_P(CrlScopeTest, MalformedIssuingDistributionPointsMakeTheCrlUnusable) {
+  // More than one of onlyContainsUserCerts / CACerts / AttributeCerts.
+  EXPECT_REFUSED(EvalCrl(Scoped(TrustLevel::kHardRevocation, Idp("onlyuser = TRUE\nonlyCA = TRUE")), leaf_.get()),
+                 "no CRL of CN=Test Issuing CA,O=pam_smartcard tests in crl_dir");
+  // Two issuing distribution points.
+  CrlSpec twice = Idp("onlyuser = TRUE");
+  twice.extensions.push_back(twice.extensions.front());
+  EXPECT_REFUSED(EvalCrl(Scoped(TrustLevel::kHardRevocation, twice), leaf_.get()),
+                 "no CRL of CN=Test Issuing CA,O=pam_smartcard tests in crl_dir");
+  // Not a DER IssuingDistributionPoint.
+  CrlSpec garbage;
+  garbage.extensions = {{"issuingDistributionPoint", "critical,DER:30:03:02:01:05"}};
+  EXPECT_REFUSED(EvalCrl(Scoped(TrustLevel::kHardRevocation, garbage), leaf_.get()),
+                 "no CRL of CN=Test Issuing CA,O=pam_smartcard tests in crl_dir");
+}
+
+TEST_P(CrlScopeTest, ScopedCrlsStillRevokeWhatTheyList) {
+  // A serial is unique per issuer: listed in any usable CRL of the issuer,
+  // the certificate is revoked, whatever the CRL's scope.
+  for (const std::string& lines : {std::string("fullname = URI:http://crl.example.test/part2.crl"),
+                                   std::string("onlyCA = TRUE"), std::string("onlysomereasons = keyCompromise")}) {
+    CrlSpec spec = Idp(lines);
+    spec.revoked = {{kLeafSerial, kT0 - 2 * kDay}};
+    for (TrustLevel level : {TrustLevel::kSoftRevocation, TrustLevel::kHardRevocation}) {
+      EXPECT_REFUSED(EvalCrl(Scoped(level, spec), leaf_.get()), "certificate revoked on 2029-12-30") << lines;
+    }
+  }
+}
+
+TEST_P(CrlScopeTest, OnlyACoveringCrlDecidesFreshness) {
+  // An expired complete CRL next to a current one that does not cover the
+  // leaf: the leaf's CRL is the expired one.
+  CrlSpec expired;
+  expired.this_update = kT0 - 30 * kDay;
+  expired.next_update = kT0 - 23 * kDay;
+  TrustPolicy p = Scoped(TrustLevel::kHardRevocation, Idp("onlyCA = TRUE"),
+                         {{"expired.crl", CrlDer(InterCrl(expired).get())}});
+  EXPECT_REFUSED(EvalCrl(p, leaf_.get()), "CRL of CN=Test Issuing CA,O=pam_smartcard tests expired on 2029-12-09");
+}
+
+TEST_P(CrlScopeTest, ScopedAndCompleteCrlsInOneBundle) {
+  // The complete CRL covers, wherever it is in the file.
+  X509CrlPtr scoped = InterCrl(Idp("onlyCA = TRUE"));
+  X509CrlPtr full = InterCrl({});
+  for (bool scoped_first : {true, false}) {
+    std::string bundle = scoped_first ? CrlPem({scoped.get(), full.get()}) : CrlPem({full.get(), scoped.get()});
+    TrustPolicy p =
+        WithCrls(TrustLevel::kHardRevocation, {{"root.crl", CrlPem({RootCrl({}).get()})}, {"inter.pem", bundle}});
+    EXPECT_TRUSTED(EvalCrl(p, leaf_.get())) << (scoped_first ? "scoped first" : "complete first");
+  }
+}
+
 // --- CRL times ---
 
 class CrlTimeTest : public RevocationTest {
@@ -1492,6 +1873,251 @@ TEST_F(TrustTest, DamagedIndexFilesFallBackToTheCrl) {
     damage(fn);
     EXPECT_REFUSED(Eval(p, revoked.get()), "revoked") << what;
   }
+}
+
+// --- the CRL index is bound to its CRL and to its own content ---
+//
+// These tests edit index files the way a damaged or hand-edited cache would.
+// They know the layout of src/crypto/crl_index.cc ("SCCRLIX3"): a 256-byte
+// header (CRL file identity at 8: dev, ino, size, mtime ns, ctime ns; read
+// time at 144; counts of CRLs, blocks, entries and blob bytes at 152..183;
+// SHA-256 at 224), 64-byte records, 96-byte block rows (first key, first
+// entry u32, count u32, SHA-256), the blob, then 64-byte entries.
+
+class CrlIndexFileTest : public TrustTest {
+ protected:
+  void SetUp() override {
+    TrustTest::SetUp();
+    use_cache_ = true;
+  }
+  // A 16-byte serial that cannot occur in an index by chance.
+  static constexpr const char* kSerialHex = "5AC3E1F00D15EA5E0123456789ABCDEF";
+  static std::string SerialBytes() {
+    std::string out;
+    for (std::size_t i = 0; i < 32; i += 2) {
+      out += static_cast<char>(std::stoi(std::string(kSerialHex).substr(i, 2), nullptr, 16));
+    }
+    return out;
+  }
+  X509Ptr Marked() {
+    CertSpec cs = LeafSpec();
+    cs.big_serial = kSerialHex;
+    return Leaf(cs);
+  }
+  // The index that holds the marked serial (the intermediate's CRL's).
+  std::string MarkedIndex(const TrustPolicy& p) {
+    for (const auto& e : std::filesystem::directory_iterator(p.cache_dir)) {
+      if (Read(e.path().string()).find(SerialBytes()) != std::string::npos) return e.path().string();
+    }
+    ADD_FAILURE() << "no index in " << p.cache_dir << " holds the marked serial";
+    return {};
+  }
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  static void Write(const std::string& path, const std::string& data) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+  }
+  static std::uint64_t Get(const std::string& d, std::size_t at, int n) {
+    std::uint64_t v = 0;
+    for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(d[at + static_cast<std::size_t>(i)]);
+    return v;
+  }
+  static void Put(std::string& d, std::size_t at, std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) d[at + static_cast<std::size_t>(i)] = static_cast<char>(v >> (8 * i));
+  }
+  static std::size_t TableAt(const std::string& d) { return 256 + Get(d, 152, 8) * 64; }
+  // Reseal recomputes the header's SHA-256 the way the module does: what an
+  // edit that rewrites the index consistently would do.
+  static void Reseal(std::string& d) {
+    std::size_t entries = TableAt(d) + Get(d, 160, 8) * 96 + Get(d, 176, 8);
+    Must(entries <= d.size(), "Reseal: layout");
+    EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+    unsigned int len = 0;
+    unsigned char md[32];
+    Must(ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
+             EVP_DigestUpdate(ctx.get(), d.data(), 224) == 1 &&
+             EVP_DigestUpdate(ctx.get(), d.data() + 256, entries - 256) == 1 &&
+             EVP_DigestFinal_ex(ctx.get(), md, &len) == 1,
+         "Reseal: SHA-256");
+    d.replace(224, 32, reinterpret_cast<const char*>(md), 32);
+  }
+  static bool Noted(const TrustVerdict& v, const std::string& part) {
+    for (const auto& n : v.notes) {
+      if (n.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
+  // A policy whose intermediate CRL (spec plus the marked serial) was just
+  // indexed.
+  TrustPolicy Indexed(CrlSpec spec, TrustLevel level = TrustLevel::kHardRevocation) {
+    spec.revoked.push_back({0, kT0 - 3 * kDay, kSerialHex});
+    auto files = CurrentCrls();
+    files[1].second = CrlDer(InterCrl(spec).get());
+    TrustPolicy p = WithCrls(level, files);
+    p.cache_dir = tree_.Path("cache-" + std::to_string(crl_dirs_));  // one per policy
+    Eval(p, leaf_.get());
+    return p;
+  }
+};
+
+TEST_F(CrlIndexFileTest, EditedEntryIsDetectedAndTheIndexRebuilt) {
+  TrustPolicy p = Indexed({});
+  X509Ptr marked = Marked();
+  ASSERT_TRUE(Refused(Eval(p, marked.get()), "certificate revoked on"));
+  std::string path = MarkedIndex(p);
+  const std::string built = Read(path);
+  // The serial is in its entry (the last copy) and, as the first key of its
+  // block, in the block table (the first copy): another serial, same size
+  // and count, in either.
+  for (bool entry : {true, false}) {
+    std::string index = built;
+    std::size_t at = entry ? index.rfind(SerialBytes()) : index.find(SerialBytes());
+    ASSERT_LT(at, index.find(SerialBytes()) + (entry ? index.size() : 1));
+    index[at + 15] = static_cast<char>(index[at + 15] ^ 1);
+    Write(path, index);
+    TrustVerdict v = Eval(p, marked.get());
+    EXPECT_REFUSED(v, "certificate revoked on 2029-12-29") << (entry ? "entry" : "block table");
+    EXPECT_TRUE(Noted(v, entry ? "a block of the CRL index does not match its digest: rebuilt"
+                               : "does not match its digest): rebuilt"))
+        << Describe(v);
+    // Rebuilt: the same index but for the header's read time and digest.
+    EXPECT_EQ(Read(path).substr(256), built.substr(256)) << "the index was not rewritten";
+  }
+  EXPECT_TRUE(Noted(Eval(p, leaf_.get()), "(index)")) << "the rebuilt index is not used";
+}
+
+TEST_F(CrlIndexFileTest, EmptiedIndexIsDetectedAndRebuilt) {
+  TrustPolicy p = Indexed({});
+  X509Ptr marked = Marked();
+  std::string path = MarkedIndex(p);
+  std::string index = Read(path);
+  // Every entry and block dropped, the counts and the size fixed up (not
+  // the digest).
+  std::uint64_t crls = Get(index, 152, 8), blocks = Get(index, 160, 8), blob = Get(index, 176, 8);
+  for (std::uint64_t i = 0; i < crls; ++i) {
+    Put(index, 256 + i * 64 + 24, 0, 4);
+    Put(index, 256 + i * 64 + 28, 0, 4);
+    Put(index, 256 + i * 64 + 32, 0, 8);
+  }
+  Put(index, 160, 0, 8);
+  Put(index, 168, 0, 8);
+  std::size_t table = TableAt(index);
+  Write(path, index.substr(0, table) + index.substr(table + blocks * 96, blob));
+  TrustVerdict v = Eval(p, marked.get());
+  EXPECT_REFUSED(v, "certificate revoked on 2029-12-29");
+  EXPECT_TRUE(Noted(v, "does not match its digest")) << Describe(v);
+  EXPECT_NE(Read(path).find(SerialBytes()), std::string::npos) << "the index was not rewritten";
+}
+
+TEST_F(CrlIndexFileTest, EditedDatesOrScopeAreDetected) {
+  // An expired CRL made to look current, and a scoped CRL made to look
+  // complete, in the record and the blob the header's digest covers.
+  CrlSpec expired;
+  expired.this_update = kT0 - 30 * kDay;
+  expired.next_update = kT0 - 23 * kDay;
+  TrustPolicy p = Indexed(expired);
+  std::string path = MarkedIndex(p);
+  std::string index = Read(path);
+  Put(index, 256 + 16, static_cast<std::uint64_t>(kT0 + 30 * kDay), 8);  // CRL 1's nextUpdate
+  Write(path, index);
+  EXPECT_REFUSED(Eval(p, leaf_.get()), "expired on 2029-12-09");
+
+  CrlSpec scoped = Idp("onlyCA = TRUE");
+  TrustPolicy q = Indexed(scoped);
+  path = MarkedIndex(q);
+  index = Read(path);
+  ASSERT_GT(Get(index, 256 + 44, 4), 0u);
+  Put(index, 256 + 44, 0, 4);  // no issuing distribution point: complete
+  Write(path, index);
+  EXPECT_REFUSED(Eval(q, leaf_.get()), kUnknownLeaf);
+}
+
+TEST_F(CrlIndexFileTest, ConsistentIndexWithBadOffsetsIsNotRead) {
+  // Offsets and counts out of range, with the digest recomputed: the index
+  // must be rebuilt, never read out of bounds (ASan builds check the latter).
+  TrustPolicy p = Indexed({});
+  X509Ptr marked = Marked();
+  std::string path = MarkedIndex(p);
+  const std::string good = Read(path);
+  const std::size_t table = TableAt(good);
+  const std::vector<std::pair<std::string, std::function<void(std::string&)>>> edits = {
+      {"CRL count", [](std::string& d) { Put(d, 152, 1ULL << 60, 8); }},
+      {"block count", [](std::string& d) { Put(d, 160, Get(d, 160, 8) + 1, 8); }},
+      {"blob size not a multiple of 8", [](std::string& d) { Put(d, 176, Get(d, 176, 8) + 3, 8); }},
+      {"first block", [](std::string& d) { Put(d, 256 + 24, 0xfffffff0, 4); }},
+      {"block count of a CRL", [](std::string& d) { Put(d, 256 + 28, 0xffffffff, 4); }},
+      {"entry count of a CRL", [](std::string& d) { Put(d, 256 + 32, Get(d, 256 + 32, 8) + 1, 8); }},
+      {"IDP offset", [](std::string& d) { Put(d, 256 + 40, 0xffffff00, 4); }},
+      {"note length", [](std::string& d) { Put(d, 256 + 52, 0xffffffff, 4); }},
+      {"first entry of a block", [table](std::string& d) { Put(d, table + 56, 0xfffffff0, 4); }},
+      {"empty block", [table](std::string& d) { Put(d, table + 60, 0, 4); }},
+      {"oversized block", [table](std::string& d) { Put(d, table + 60, 257, 4); }},
+      {"truncated", [](std::string& d) { d.resize(d.size() - 64); }},
+  };
+  for (const auto& [what, edit] : edits) {
+    std::string d = good;
+    edit(d);
+    if (Get(d, 152, 8) < (1ULL << 20) && TableAt(d) + Get(d, 160, 8) * 96 + Get(d, 176, 8) <= d.size()) Reseal(d);
+    Write(path, d);
+    TrustVerdict v = Eval(p, marked.get());
+    EXPECT_REFUSED(v, "certificate revoked on 2029-12-29") << what;
+    EXPECT_TRUE(Noted(v, "does not match its digest")) << what << ": " << Describe(v);
+    EXPECT_TRUSTED(Eval(p, leaf_.get())) << what;
+  }
+}
+
+TEST_F(CrlIndexFileTest, RacyIndexIsCheckedAgainstTheCrlsHash) {
+  // The CRL is rewritten so soon after it was indexed that its identity
+  // (times kept in ticks by some file systems) could be the one recorded;
+  // here the recorded identity is made to match exactly. The index was
+  // built within kRacySeconds of the CRL's change, so its SHA-256 decides.
+  TrustPolicy p = Indexed({});
+  std::string path = MarkedIndex(p);
+  CrlSpec revoking;
+  revoking.revoked = {{kLeafSerial, kT0 - kHour}, {0, kT0 - 3 * kDay, kSerialHex}};
+  std::string crl = p.crl_dir + "/inter.crl";
+  {
+    std::string der = CrlDer(InterCrl(revoking).get());
+    std::ofstream(crl, std::ios::binary | std::ios::trunc).write(der.data(), static_cast<std::streamsize>(der.size()));
+  }
+  struct stat st {};
+  ASSERT_EQ(stat(crl.c_str(), &st), 0);
+  std::string index = Read(path);
+  Put(index, 8, st.st_dev, 8);
+  Put(index, 16, st.st_ino, 8);
+  Put(index, 24, static_cast<std::uint64_t>(st.st_size), 8);
+  Put(index, 32, static_cast<std::uint64_t>(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec), 8);
+  Put(index, 40, static_cast<std::uint64_t>(st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec), 8);
+  Reseal(index);
+  Write(path, index);
+  TrustVerdict v = Eval(p, leaf_.get());
+  EXPECT_REFUSED(v, "certificate revoked on 2029-12-31 23:00:00 UTC");
+  EXPECT_TRUE(Noted(v, "the CRL file changed: index rebuilt")) << Describe(v);
+}
+
+TEST_F(CrlIndexFileTest, SameCrlUnderANewIdentityIsReboundNotParsed) {
+  // Replaced by a copy of itself (new inode and times, same bytes): the
+  // SHA-256 shows it is the CRL the index was built from.
+  TrustPolicy p = Indexed({});
+  X509Ptr marked = Marked();
+  std::string crl = p.crl_dir + "/inter.crl";
+  std::string copy = p.crl_dir + "/.copy";
+  std::filesystem::copy_file(crl, copy);
+  ASSERT_EQ(chmod(copy.c_str(), 0644), 0);
+  ASSERT_EQ(rename(copy.c_str(), crl.c_str()), 0);
+  TrustVerdict v = Eval(p, leaf_.get());
+  EXPECT_TRUSTED(v);
+  EXPECT_TRUE(Noted(v, "inter.crl: same content under a new identity: index re-bound")) << Describe(v);
+  EXPECT_TRUE(Noted(v, "inter.crl: 1 entries (index)")) << Describe(v);
+  TrustVerdict revoked = Eval(p, marked.get());
+  EXPECT_REFUSED(revoked, "certificate revoked on 2029-12-29");
+  EXPECT_FALSE(Noted(revoked, "re-bound")) << Describe(revoked);
+  EXPECT_FALSE(Noted(revoked, "rebuilt")) << Describe(revoked);
 }
 
 TEST_P(RevocationTest, UnsafeOrMissingCacheDirStillGivesTheRightVerdict) {

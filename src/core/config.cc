@@ -57,10 +57,15 @@ Status SetList(Options& o, std::string_view v) {
   return Status::Ok();
 }
 
-Status SetTimeout(Options& o, std::string_view v) {
-  auto n = ParseUnsigned(v, 3600);
-  if (!n || *n == 0) return ConfigError("expected 1..3600 seconds, got '" + std::string(v) + "'");
-  o.timeout = static_cast<std::uint32_t>(*n);
+// SetPositive: a whole number 1..Max (a count or seconds where 0 would
+// mean "never").
+template <std::uint32_t Options::*Field, std::uint32_t Max>
+Status SetPositive(Options& o, std::string_view v) {
+  auto n = ParseUnsigned(v, Max);
+  if (!n || *n == 0) {
+    return ConfigError("expected a whole number 1.." + std::to_string(Max) + ", got '" + std::string(v) + "'");
+  }
+  o.*Field = static_cast<std::uint32_t>(*n);
   return Status::Ok();
 }
 
@@ -121,20 +126,6 @@ Status SetTrust(Options& o, std::string_view v) {
   return Bad("check_certificate_trust", v, "none, chain, soft-revocation, hard-revocation or 0-3");
 }
 
-Status SetPcscTimeout(Options& o, std::string_view v) {
-  auto n = ParseUnsigned(v, 60);
-  if (!n || *n == 0) return ConfigError("expected 1..60 seconds, got '" + std::string(v) + "'");
-  o.pcsc_timeout = static_cast<std::uint32_t>(*n);
-  return Status::Ok();
-}
-
-Status SetPinAttempts(Options& o, std::string_view v) {
-  auto n = ParseUnsigned(v, 10);
-  if (!n || *n == 0) return ConfigError("expected 1..10 tries, got '" + std::string(v) + "'");
-  o.pin_attempts = static_cast<std::uint32_t>(*n);
-  return Status::Ok();
-}
-
 // SetPinPattern checks the expression as `match` is checked (bounded for
 // glibc, compiles): a broken pattern would otherwise hand every PIN on as
 // a password, or every password to the card.
@@ -189,9 +180,9 @@ constexpr OptionDescriptor kOptions[] = {
     {"reader", &SetReader},
     {"pcsc_check", &SetBool<&Options::pcsc_check>},
     {"wait_for_card", &SetUint<&Options::wait_for_card, 3600>},
-    {"timeout", &SetTimeout},
-    {"pcsc_timeout", &SetPcscTimeout},
-    {"pin_attempts", &SetPinAttempts},
+    {"timeout", &SetPositive<&Options::timeout, 3600>},
+    {"pcsc_timeout", &SetPositive<&Options::pcsc_timeout, 60>},
+    {"pin_attempts", &SetPositive<&Options::pin_attempts, 10>},
     {"pin_pattern", &SetPinPattern},
     {"protect_final_try", &SetBool<&Options::protect_final_try>},
     {"pin_prompt", &SetPinPrompt},

@@ -1042,6 +1042,10 @@ struct TrustCase {
   const char* reason;  // in sc_auth identities' trust column ("" = don't check)
 };
 
+// PrintTo: gtest would print the struct's bytes, padding included (valgrind
+// sees uninitialised bytes).
+void PrintTo(const TrustCase& c, std::ostream* os) { *os << c.name; }
+
 class TrustTest : public PamTest, public ::testing::WithParamInterface<TrustCase> {};
 
 TEST_P(TrustTest, Policy) {

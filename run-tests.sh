@@ -5,7 +5,8 @@
 set -euo pipefail
 SC_TOP=$(cd "$(dirname "$0")" && pwd)
 . "$SC_TOP/scripts/deps.sh"
-sc_install_missing
+# valgrind: the long-running caller soak runs under memcheck (tests/integration/run-integration.sh).
+sc_install_missing valgrind
 
 cd "$SC_TOP"
 autoreconf -fi >/dev/null 2>&1

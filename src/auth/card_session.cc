@@ -19,6 +19,7 @@ core::Status StatusFor(core::HelperResult result, const std::string& message) {
     case core::HelperResult::kPinLocked:
       return core::Status(core::Code::kLocked, what);
     case core::HelperResult::kTokenRemoved:
+    case core::HelperResult::kTokenError:
       return core::Unavailable(what);
     case core::HelperResult::kBadRequest:
     case core::HelperResult::kInternal:

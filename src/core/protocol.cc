@@ -98,6 +98,15 @@ class Reader {
   bool ok_ = true;
 };
 
+// NoteText is a note cut to kMaxNoteBytes at a character boundary (the
+// module shows notes as UTF-8 text).
+std::string_view NoteText(const std::string& note) {
+  if (note.size() <= kMaxNoteBytes) return note;
+  std::size_t cut = kMaxNoteBytes;
+  while (cut > 0 && (static_cast<unsigned char>(note[cut]) & 0xc0) == 0x80) --cut;
+  return std::string_view(note).substr(0, cut);
+}
+
 Status Malformed(const char* what) {
   return InternalError(std::string("malformed ") + what + " from peer");
 }
@@ -133,6 +142,7 @@ std::string_view HelperResultName(HelperResult r) {
     case HelperResult::kTokenRemoved: return "token removed";
     case HelperResult::kBadRequest: return "bad request";
     case HelperResult::kInternal: return "internal error";
+    case HelperResult::kTokenError: return "token error";
   }
   return "internal error";
 }
@@ -170,8 +180,15 @@ Frame Encode(const ListReply& m) {
     w.U32(static_cast<std::uint32_t>(t.mechanisms.size()));
     for (std::uint64_t mech : t.mechanisms) w.U64(mech);
   }
-  w.U32(static_cast<std::uint32_t>(m.notes.size()));
-  for (const std::string& n : m.notes) w.Str(n);
+  // Within what DecodeListReply takes: the last place says what did not fit.
+  const bool too_many = m.notes.size() > kMaxNotes;
+  const std::size_t sent = too_many ? kMaxNotes - 1 : m.notes.size();
+  w.U32(static_cast<std::uint32_t>(too_many ? kMaxNotes : sent));
+  for (std::size_t i = 0; i < sent; ++i) {
+    std::string_view text = NoteText(m.notes[i]);
+    w.Bytes(text.data(), text.size());
+  }
+  if (too_many) w.Str("... " + std::to_string(m.notes.size() - sent) + " more notes");
   return w.Take();
 }
 
@@ -394,8 +411,8 @@ Result<ListReply> DecodeListReply(std::span<const std::uint8_t> payload) {
     for (std::uint32_t k = 0; k < mechs && r.ok(); ++k) t.mechanisms.push_back(r.U64());
     m.identities.push_back(std::move(t));
   }
-  std::uint32_t notes = r.Count(256);
-  for (std::uint32_t i = 0; i < notes && r.ok(); ++i) m.notes.push_back(r.Str());
+  std::uint32_t notes = r.Count(kMaxNotes);
+  for (std::uint32_t i = 0; i < notes && r.ok(); ++i) m.notes.push_back(r.Str(kMaxNoteBytes));
   if (!r.ok() || !r.AtEnd()) return Malformed("list reply");
   return m;
 }

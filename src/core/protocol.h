@@ -22,6 +22,10 @@ inline constexpr std::uint32_t kMaxFrame = 4 * 1024 * 1024;
 inline constexpr std::uint32_t kMaxIdentities = 64;
 inline constexpr std::uint32_t kMaxCertBytes = 64 * 1024;
 inline constexpr std::uint32_t kMaxPinBytes = 256;
+// A list reply carries at most kMaxNotes notes of at most kMaxNoteBytes each;
+// Encode keeps a reply within them (see ListReply::notes).
+inline constexpr std::uint32_t kMaxNotes = 256;
+inline constexpr std::uint32_t kMaxNoteBytes = 4096;
 
 // Frames carry PINs, so their storage is wiped when released.
 using Frame = std::vector<std::uint8_t, ZeroizingAllocator<std::uint8_t>>;
@@ -59,8 +63,9 @@ enum class HelperResult : std::uint32_t {
   kTokenRemoved = 12,
   kBadRequest = 13,
   kInternal = 14,
+  kTokenError = 15,   // a PKCS#11 call failed: the token is not used for this login
 };
-inline constexpr std::uint32_t kMaxHelperResult = 14;
+inline constexpr std::uint32_t kMaxHelperResult = 15;
 std::string_view HelperResultName(HelperResult r);
 
 struct ListRequest {
@@ -93,7 +98,11 @@ struct ListReply {
   HelperResult result = HelperResult::kOk;
   std::string message;
   std::vector<TokenIdentity> identities;
-  std::vector<std::string> notes;  // per-token diagnostics for debug/sc_auth
+  // Per-token diagnostics for debug/sc_auth. A card can hold hundreds of
+  // objects that each earn one: Encode sends the first kMaxNotes - 1 and
+  // "... N more notes", and cuts a note longer than kMaxNoteBytes, so that
+  // diagnostics never make the reply undecodable.
+  std::vector<std::string> notes;
 };
 
 struct SignRequest {

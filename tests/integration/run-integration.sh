@@ -139,4 +139,41 @@ export NSS_WRAPPER_PASSWD="$work/passwd"
 export NSS_WRAPPER_GROUP="$work/group"
 # With --enable-sanitizers the ASan runtime is not first once nss_wrapper is preloaded.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
-"$build/tests/integration/pam_tests" "$@"
+rc=0
+"$build/tests/integration/pam_tests" "$@" || rc=$?
+
+# The long-running caller again, shorter, under valgrind's memcheck: the test
+# process (libpam, the module, what it leaves behind after pam_end) must show
+# no error; the helpers it spawns run natively (--trace-children=no). After a
+# full run of a build without sanitisers (their runtime and valgrind exclude
+# each other); SC_VALGRIND_SOAK=1 asks for it after a filtered run too, =0 never.
+valgrind_soak=${SC_VALGRIND_SOAK:-}
+if [ -z "$valgrind_soak" ]; then
+  valgrind_soak=0
+  [ $# -eq 0 ] && valgrind_soak=1
+fi
+if [ "$valgrind_soak" = 1 ]; then
+  if ! command -v valgrind >/dev/null; then
+    echo "NOTE: valgrind missing: the soak under memcheck skips (run-tests.sh installs it)"
+  # grep without -q reads all of ldd's output: ldd killed by SIGPIPE would fail the pipe.
+  elif ldd "$build/tests/integration/pam_tests" | grep -E 'libasan|libubsan' >/dev/null; then
+    echo "NOTE: sanitizer build: the soak under memcheck runs in the plain build only"
+  else
+    # Its gtest lines are indented: run-tests.sh counts the main run's.
+    vg_log="$work/valgrind-soak.log"
+    echo "==> FaultTest.LongRunningCallerStaysFlat, 30 cycles, under valgrind memcheck ($vg_log)"
+    if SC_SOAK_CYCLES=30 valgrind -q --log-file="$vg_log" --error-exitcode=99 --leak-check=full \
+         --errors-for-leak-kinds=definite --trace-children=no \
+         "$build/tests/integration/pam_tests" --gtest_filter=FaultTest.LongRunningCallerStaysFlat |
+       sed 's/^/    [memcheck] /'; then
+      echo "memcheck: no error"
+    else
+      echo "[  FAILED  ] FaultTest.LongRunningCallerStaysFlat under valgrind memcheck:"
+      # valgrind 3.19 does not know pidfd_open (the module then does without).
+      grep -v -E 'syscall: 434|You may be able|README_MISSING_SYSCALL|Nevertheless we|bug_reports' "$vg_log" |
+        tail -n 80
+      rc=1
+    fi
+  fi
+fi
+exit "$rc"

@@ -26,10 +26,31 @@
 //   MOCK_P11_ALWAYS_AUTH=1   key has CKA_ALWAYS_AUTHENTICATE=TRUE
 //   MOCK_P11_COUNTER         file holding the remaining PIN tries (default 3
 //                            when missing); kept in memory when unset
+//   MOCK_P11_TOKENS=N        N slots (ids 0..N-1, 1..64, default 1), each
+//                            with a token ("Mock Token", "Mock Token 2"...);
+//                            the certificate is on the first token only,
+//                            the private key (same CKA_ID) on every token
+//   MOCK_P11_KEYLESS_CERTS=K K more copies of the certificate on every token
+//                            (0..1000, default 0), each with a CKA_ID that no
+//                            key has: certificates the helper must skip
 //
-// Invalid values (unknown flag, mechanism or hang point, unparsable numbers,
-// unreadable certificate or key) make C_Initialize fail with
-// CKR_GENERAL_ERROR and a message on stderr, so test typos are loud.
+// Fault injection. Every call of a PKCS#11 entry point in the process
+// (C_GetFunctionList included, C_Finalize too) is numbered from 1, across
+// C_Finalize/C_Initialize:
+//
+//   MOCK_P11_TRACE           file receiving one line per call, "N C_Name",
+//                            written before the call runs (or fails, hangs
+//                            or crashes): a test records a good login first
+//   MOCK_P11_FAIL_AT=N:CKR   call N returns CKR (a name such as
+//                            CKR_DEVICE_ERROR, or a number such as 0x30)
+//                            without doing anything
+//   MOCK_P11_HANG_AT=N       call N blocks forever
+//   MOCK_P11_CRASH_AT=N      call N abort()s the process (a crashing vendor
+//                            library)
+//
+// Invalid values (unknown flag, mechanism, hang point or return code,
+// unparsable numbers, unreadable certificate or key) make C_Initialize fail
+// with CKR_GENERAL_ERROR and a message on stderr, so test typos are loud.
 //
 // Build: g++ -std=c++20 -shared -fPIC mock_pkcs11.cc
 //        $(pkg-config --cflags p11-kit-1) -lcrypto
@@ -38,6 +59,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <charconv>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -91,17 +114,18 @@ using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, OpensslDeleter<ECDSA_SIG_free>>;
 // ---------------------------------------------------------------------------
 // Constants.
 
-constexpr CK_SLOT_ID kSlotId = 0;
 constexpr CK_OBJECT_HANDLE kCertHandle = 1;
 constexpr CK_OBJECT_HANDLE kKeyHandle = 2;
+// Key-less certificate i of slot s: kKeylessHandleBase + s * 10000 + i.
+constexpr CK_OBJECT_HANDLE kKeylessHandleBase = 100;
+constexpr CK_ULONG kMaxTokens = 64;
+constexpr CK_ULONG kMaxKeylessCerts = 1000;
 constexpr unsigned long kMaxTries = 3;
 constexpr CK_FLAGS kBaseTokenFlags =
     CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED | CKF_LOGIN_REQUIRED;
 constexpr std::string_view kManufacturer = "pam_smartcard tests";
 constexpr std::string_view kLibraryDescription = "pam_smartcard mock module";
-constexpr std::string_view kSlotDescription = "Mock Reader 00";
 constexpr std::string_view kModel = "mock";
-constexpr std::string_view kSerial = "MOCK0001";
 constexpr unsigned char kObjectId[] = {0x01};
 
 enum class HangPoint {
@@ -155,6 +179,8 @@ struct Config {
   bool already_logged_in = false;
   bool always_auth = false;
   std::string counter_path;
+  CK_ULONG tokens = 1;
+  CK_ULONG keyless_certs = 0;
 };
 
 struct Attribute {
@@ -164,6 +190,7 @@ struct Attribute {
 
 struct Object {
   CK_OBJECT_HANDLE handle = 0;
+  std::optional<CK_SLOT_ID> slot;  // the token holding it; nullopt: every token
   bool is_private = false;
   std::vector<Attribute> attributes;
   std::vector<CK_ATTRIBUTE_TYPE> sensitive;
@@ -183,6 +210,7 @@ struct SignOperation {
 };
 
 struct Session {
+  CK_SLOT_ID slot = 0;
   CK_FLAGS flags = 0;
   FindOperation find;
   SignOperation sign;
@@ -327,6 +355,124 @@ void AppendLog(const Config& config, const std::string& line) {
 }
 
 // ---------------------------------------------------------------------------
+// Fault injection: numbered calls, a trace, one fault at a chosen call.
+
+constexpr std::pair<std::string_view, CK_RV> kReturnNames[] = {
+    {"CKR_GENERAL_ERROR", CKR_GENERAL_ERROR},
+    {"CKR_FUNCTION_FAILED", CKR_FUNCTION_FAILED},
+    {"CKR_HOST_MEMORY", CKR_HOST_MEMORY},
+    {"CKR_DEVICE_ERROR", CKR_DEVICE_ERROR},
+    {"CKR_DEVICE_MEMORY", CKR_DEVICE_MEMORY},
+    {"CKR_DEVICE_REMOVED", CKR_DEVICE_REMOVED},
+    {"CKR_TOKEN_NOT_PRESENT", CKR_TOKEN_NOT_PRESENT},
+    {"CKR_TOKEN_NOT_RECOGNIZED", CKR_TOKEN_NOT_RECOGNIZED},
+    {"CKR_SESSION_HANDLE_INVALID", CKR_SESSION_HANDLE_INVALID},
+    {"CKR_SESSION_CLOSED", CKR_SESSION_CLOSED},
+    {"CKR_SLOT_ID_INVALID", CKR_SLOT_ID_INVALID},
+    {"CKR_FUNCTION_NOT_SUPPORTED", CKR_FUNCTION_NOT_SUPPORTED},
+    {"CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED},
+    {"CKR_ARGUMENTS_BAD", CKR_ARGUMENTS_BAD},
+    {"CKR_CANCEL", CKR_CANCEL},
+};
+
+struct Faults {
+  bool valid = true;  // false: C_Initialize fails (the message went to stderr)
+  std::string trace_path;
+  unsigned long fail_at = 0;  // 0: never
+  CK_RV fail_rv = CKR_OK;
+  unsigned long hang_at = 0;
+  unsigned long crash_at = 0;
+};
+
+std::optional<CK_RV> ParseReturnValue(std::string_view text) {
+  if (const std::optional<CK_RV> named = LookupName(kReturnNames, text)) {
+    return named;
+  }
+  if (text.size() <= 2 || text.substr(0, 2) != "0x") return std::nullopt;
+  CK_RV value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data() + 2, end, value, 16);
+  if (ec != std::errc() || ptr != end || value == CKR_OK) return std::nullopt;
+  return value;
+}
+
+// ReadFaults parses the MOCK_P11_* fault variables. They are read at the
+// first call (C_GetFunctionList comes before C_Initialize) and stay for the
+// process.
+Faults ReadFaults() {
+  Faults faults;
+  if (const char* v = std::getenv("MOCK_P11_TRACE")) faults.trace_path = v;
+  const std::pair<const char*, unsigned long*> numbers[] = {
+      {"MOCK_P11_HANG_AT", &faults.hang_at},
+      {"MOCK_P11_CRASH_AT", &faults.crash_at},
+  };
+  for (const auto& [name, target] : numbers) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) continue;
+    const std::optional<unsigned long> parsed = ParseUlong(v);
+    if (!parsed || *parsed == 0) {
+      ConfigError(name, v);
+      faults.valid = false;
+      continue;
+    }
+    *target = *parsed;
+  }
+  if (const char* v = std::getenv("MOCK_P11_FAIL_AT")) {
+    const std::string_view text(v);
+    const size_t colon = text.find(':');
+    const std::optional<unsigned long> at =
+        colon == std::string_view::npos ? std::nullopt
+                                        : ParseUlong(text.substr(0, colon));
+    const std::optional<CK_RV> rv =
+        colon == std::string_view::npos
+            ? std::nullopt
+            : ParseReturnValue(text.substr(colon + 1));
+    if (!at || *at == 0 || !rv) {
+      ConfigError("MOCK_P11_FAIL_AT (want N:CKR_NAME)", text);
+      faults.valid = false;
+    } else {
+      faults.fail_at = *at;
+      faults.fail_rv = *rv;
+    }
+  }
+  return faults;
+}
+
+const Faults& GetFaults() {
+  // Intentionally leaked, like the State.
+  static const Faults* const faults = new Faults(ReadFaults());
+  return *faults;
+}
+
+std::atomic<unsigned long> g_call_count{0};
+
+void AppendTrace(const std::string& path, unsigned long number,
+                 const char* name) {
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  const std::string text = std::to_string(number) + " " + name + "\n";
+  [[maybe_unused]] const ssize_t written = write(fd, text.data(), text.size());
+  close(fd);
+}
+
+// Enter numbers one entry point call, records it and injects the configured
+// fault; otherwise runs `call`. The module lock is not held here, so a hang
+// blocks only the calling thread.
+template <typename Call>
+CK_RV Enter(const char* name, Call call) {
+  const Faults& faults = GetFaults();
+  const unsigned long number = ++g_call_count;
+  if (!faults.trace_path.empty()) AppendTrace(faults.trace_path, number, name);
+  if (number == faults.crash_at) std::abort();
+  if (number == faults.hang_at) {
+    for (;;) pause();
+  }
+  if (number == faults.fail_at) return faults.fail_rv;
+  return call();
+}
+
+// ---------------------------------------------------------------------------
 // PIN try counter.
 
 unsigned long ReadTries(const State& state, const Config& config) {
@@ -404,6 +550,8 @@ bool ReadConfig(Config& config) {
   const std::pair<const char*, CK_ULONG*> numbers[] = {
       {"MOCK_P11_MIN_PIN", &config.min_pin},
       {"MOCK_P11_MAX_PIN", &config.max_pin},
+      {"MOCK_P11_TOKENS", &config.tokens},
+      {"MOCK_P11_KEYLESS_CERTS", &config.keyless_certs},
   };
   for (const auto& [name, target] : numbers) {
     const char* v = std::getenv(name);
@@ -414,6 +562,16 @@ bool ReadConfig(Config& config) {
       return false;
     }
     *target = *parsed;
+  }
+  if (config.tokens == 0 || config.tokens > kMaxTokens) {
+    ConfigError("MOCK_P11_TOKENS (1..64)", std::to_string(config.tokens));
+    return false;
+  }
+  if (config.keyless_certs > kMaxKeylessCerts ||
+      (config.keyless_certs > 0 && config.cert_path.empty())) {
+    ConfigError("MOCK_P11_KEYLESS_CERTS (0..1000, needs MOCK_P11_CERT)",
+                std::to_string(config.keyless_certs));
+    return false;
   }
   if (const char* v = std::getenv("MOCK_P11_FLAGS")) {
     for (const std::string_view item : SplitList(v)) {
@@ -518,6 +676,7 @@ bool LoadObjects(Token& token) {
   const Bytes subject = ToDer(X509_get_subject_name(cert.get()), i2d_X509_NAME);
   Object cert_object;
   cert_object.handle = kCertHandle;
+  cert_object.slot = 0;
   cert_object.attributes = {
       {CKA_CLASS, UlongBytes(CKO_CERTIFICATE)},
       {CKA_TOKEN, BoolBytes(true)},
@@ -572,6 +731,23 @@ bool LoadObjects(Token& token) {
     key_object.attributes.push_back({CKA_EC_PARAMS, EcParams(token.key.get())});
   }
 
+  // Copies of the certificate whose CKA_ID no key has, on every token.
+  for (CK_SLOT_ID slot = 0; slot < config.tokens; ++slot) {
+    for (CK_ULONG i = 0; i < config.keyless_certs; ++i) {
+      Object copy = cert_object;
+      copy.handle = kKeylessHandleBase + slot * 10000 + i;
+      copy.slot = slot;
+      for (Attribute& attribute : copy.attributes) {
+        if (attribute.type == CKA_ID) {
+          attribute.value = {0x02, static_cast<unsigned char>(i >> 8),
+                             static_cast<unsigned char>(i)};
+        } else if (attribute.type == CKA_LABEL) {
+          attribute.value = StringBytes("key-less cert " + std::to_string(i));
+        }
+      }
+      token.objects.push_back(std::move(copy));
+    }
+  }
   token.objects.push_back(std::move(cert_object));
   token.objects.push_back(std::move(key_object));
   return true;
@@ -583,16 +759,26 @@ bool LoadObjects(Token& token) {
 // Returns the initialized token or nullptr.
 Token* GetToken(State& state) { return state.token ? &*state.token : nullptr; }
 
+bool ValidSlot(const Token& token, CK_SLOT_ID slot) {
+  return slot < token.config.tokens;
+}
+
 Session* FindSession(Token& token, CK_SESSION_HANDLE handle) {
   const auto it = token.sessions.find(handle);
   return it == token.sessions.end() ? nullptr : &it->second;
 }
 
-const Object* FindObject(const Token& token, CK_OBJECT_HANDLE handle) {
+// Visible: the object is on the session's token and not hidden by login.
+bool Visible(const Token& token, const Object& object, CK_SLOT_ID slot) {
+  if (object.slot && *object.slot != slot) return false;
+  return !object.is_private || token.logged_in;
+}
+
+const Object* FindObject(const Token& token, CK_SLOT_ID slot,
+                         CK_OBJECT_HANDLE handle) {
   for (const Object& object : token.objects) {
     if (object.handle != handle) continue;
-    if (object.is_private && !token.logged_in) return nullptr;
-    return &object;
+    return Visible(token, object, slot) ? &object : nullptr;
   }
   return nullptr;
 }
@@ -768,7 +954,7 @@ CK_RV Initialize(CK_VOID_PTR init_args) {
     if (mutex_fns != 0 && mutex_fns != 4) return CKR_ARGUMENTS_BAD;
   }
   Token token;
-  if (!ReadConfig(token.config)) return CKR_GENERAL_ERROR;
+  if (!GetFaults().valid || !ReadConfig(token.config)) return CKR_GENERAL_ERROR;
   if (!token.config.cert_path.empty() && !token.config.key_path.empty() &&
       !LoadObjects(token)) {
     return CKR_GENERAL_ERROR;
@@ -815,27 +1001,31 @@ CK_RV GetSlotList(CK_BBOOL /*token_present*/, CK_SLOT_ID_PTR slot_list,
   if (token == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
   MaybeHang(*token, HangPoint::kGetSlotList, lock);
   if (count == nullptr) return CKR_ARGUMENTS_BAD;
+  const CK_ULONG slots = token->config.tokens;
   if (slot_list == nullptr) {
-    *count = 1;
+    *count = slots;
     return CKR_OK;
   }
-  if (*count < 1) {
-    *count = 1;
+  if (*count < slots) {
+    *count = slots;
     return CKR_BUFFER_TOO_SMALL;
   }
-  slot_list[0] = kSlotId;
-  *count = 1;
+  for (CK_SLOT_ID slot = 0; slot < slots; ++slot) slot_list[slot] = slot;
+  *count = slots;
   return CKR_OK;
 }
 
 CK_RV GetSlotInfo(CK_SLOT_ID slot_id, CK_SLOT_INFO_PTR info) {
   State& state = GetState();
   const Lock lock(state.mutex);
-  if (!state.token) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot_id != kSlotId) return CKR_SLOT_ID_INVALID;
+  const Token* token = GetToken(state);
+  if (token == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (!ValidSlot(*token, slot_id)) return CKR_SLOT_ID_INVALID;
   if (info == nullptr) return CKR_ARGUMENTS_BAD;
   *info = {};
-  CopyPadded(info->slotDescription, kSlotDescription);
+  char description[48];
+  std::snprintf(description, sizeof(description), "Mock Reader %02lu", slot_id);
+  CopyPadded(info->slotDescription, description);
   CopyPadded(info->manufacturerID, kManufacturer);
   info->flags = CKF_TOKEN_PRESENT | CKF_HW_SLOT;
   info->hardwareVersion = {1, 0};
@@ -849,13 +1039,17 @@ CK_RV GetTokenInfo(CK_SLOT_ID slot_id, CK_TOKEN_INFO_PTR info) {
   Token* token = GetToken(state);
   if (token == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
   MaybeHang(*token, HangPoint::kGetTokenInfo, lock);
-  if (slot_id != kSlotId) return CKR_SLOT_ID_INVALID;
+  if (!ValidSlot(*token, slot_id)) return CKR_SLOT_ID_INVALID;
   if (info == nullptr) return CKR_ARGUMENTS_BAD;
   *info = {};
-  CopyPadded(info->label, token->config.label);
+  CopyPadded(info->label,
+             slot_id == 0 ? token->config.label
+                          : token->config.label + " " + std::to_string(slot_id + 1));
   CopyPadded(info->manufacturerID, kManufacturer);
   CopyPadded(info->model, kModel);
-  CopyPadded(info->serialNumber, kSerial);
+  char serial[48];
+  std::snprintf(serial, sizeof(serial), "MOCK%04lu", slot_id + 1);
+  CopyPadded(info->serialNumber, serial);
   info->flags = TokenFlags(state, token->config);
   info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
   info->ulSessionCount = token->sessions.size();
@@ -882,7 +1076,7 @@ CK_RV GetMechanismList(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE_PTR list,
   const Lock lock(state.mutex);
   const Token* token = GetToken(state);
   if (token == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot_id != kSlotId) return CKR_SLOT_ID_INVALID;
+  if (!ValidSlot(*token, slot_id)) return CKR_SLOT_ID_INVALID;
   if (count == nullptr) return CKR_ARGUMENTS_BAD;
   const CK_ULONG needed = token->mechanisms.size();
   if (list == nullptr) {
@@ -904,7 +1098,7 @@ CK_RV GetMechanismInfo(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE type,
   const Lock lock(state.mutex);
   const Token* token = GetToken(state);
   if (token == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot_id != kSlotId) return CKR_SLOT_ID_INVALID;
+  if (!ValidSlot(*token, slot_id)) return CKR_SLOT_ID_INVALID;
   if (info == nullptr) return CKR_ARGUMENTS_BAD;
   if (!HasMechanism(*token, type)) return CKR_MECHANISM_INVALID;
   *info = {};
@@ -926,12 +1120,13 @@ CK_RV OpenSession(CK_SLOT_ID slot_id, CK_FLAGS flags, CK_VOID_PTR /*app*/,
   const Lock lock(state.mutex);
   Token* token = GetToken(state);
   if (token == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot_id != kSlotId) return CKR_SLOT_ID_INVALID;
+  if (!ValidSlot(*token, slot_id)) return CKR_SLOT_ID_INVALID;
   if ((flags & CKF_SERIAL_SESSION) == 0) {
     return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
   }
   if (session == nullptr) return CKR_ARGUMENTS_BAD;
   const CK_SESSION_HANDLE handle = token->next_session++;
+  token->sessions[handle].slot = slot_id;
   token->sessions[handle].flags = flags & (CKF_SERIAL_SESSION | CKF_RW_SESSION);
   *session = handle;
   return CKR_OK;
@@ -952,7 +1147,7 @@ CK_RV CloseAllSessions(CK_SLOT_ID slot_id) {
   const Lock lock(state.mutex);
   Token* token = GetToken(state);
   if (token == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot_id != kSlotId) return CKR_SLOT_ID_INVALID;
+  if (!ValidSlot(*token, slot_id)) return CKR_SLOT_ID_INVALID;
   token->sessions.clear();
   token->logged_in = false;
   return CKR_OK;
@@ -968,7 +1163,7 @@ CK_RV GetSessionInfo(CK_SESSION_HANDLE session, CK_SESSION_INFO_PTR info) {
   if (info == nullptr) return CKR_ARGUMENTS_BAD;
   const bool rw = (current->flags & CKF_RW_SESSION) != 0;
   *info = {};
-  info->slotID = kSlotId;
+  info->slotID = current->slot;
   info->flags = current->flags;
   if (token->logged_in) {
     info->state = rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS;
@@ -1029,11 +1224,10 @@ CK_RV GetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
   const Lock lock(state.mutex);
   Token* token = GetToken(state);
   if (token == nullptr) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (FindSession(*token, session) == nullptr) {
-    return CKR_SESSION_HANDLE_INVALID;
-  }
+  const Session* current = FindSession(*token, session);
+  if (current == nullptr) return CKR_SESSION_HANDLE_INVALID;
   if (templ == nullptr && count > 0) return CKR_ARGUMENTS_BAD;
-  const Object* found = FindObject(*token, object);
+  const Object* found = FindObject(*token, current->slot, object);
   if (found == nullptr) return CKR_OBJECT_HANDLE_INVALID;
 
   CK_RV rv = CKR_OK;
@@ -1078,7 +1272,7 @@ CK_RV FindObjectsInit(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR templ,
   current->find = {};
   current->find.active = true;
   for (const Object& object : token->objects) {
-    if (object.is_private && !token->logged_in) continue;
+    if (!Visible(*token, object, current->slot)) continue;
     if (Matches(object, templ, count)) {
       current->find.results.push_back(object.handle);
     }
@@ -1212,86 +1406,94 @@ struct Unsupported<CK_RV (*)(Args...)> {
   }
 };
 
-template <typename Fn>
-constexpr Fn kUnsupported = &Unsupported<Fn>::Call;
+// MOCK_ENTRY fills one slot of the function list with a numbered call of
+// `impl` (see Enter): a captureless generic lambda converts to the slot's
+// function pointer type.
+#define MOCK_ENTRY(name, impl) \
+  .name = [](auto... args) -> CK_RV { \
+    return Enter(#name, [&] { return impl(args...); }); \
+  }
+#define MOCK_UNSUPPORTED(name) MOCK_ENTRY(name, Unsupported<CK_##name>::Call)
 
 CK_FUNCTION_LIST function_list = {
     .version = {CRYPTOKI_VERSION_MAJOR, CRYPTOKI_VERSION_MINOR},
-    .C_Initialize = Initialize,
-    .C_Finalize = Finalize,
-    .C_GetInfo = GetInfo,
+    MOCK_ENTRY(C_Initialize, Initialize),
+    MOCK_ENTRY(C_Finalize, Finalize),
+    MOCK_ENTRY(C_GetInfo, GetInfo),
     .C_GetFunctionList = C_GetFunctionList,
-    .C_GetSlotList = GetSlotList,
-    .C_GetSlotInfo = GetSlotInfo,
-    .C_GetTokenInfo = GetTokenInfo,
-    .C_GetMechanismList = GetMechanismList,
-    .C_GetMechanismInfo = GetMechanismInfo,
-    .C_InitToken = kUnsupported<CK_C_InitToken>,
-    .C_InitPIN = kUnsupported<CK_C_InitPIN>,
-    .C_SetPIN = kUnsupported<CK_C_SetPIN>,
-    .C_OpenSession = OpenSession,
-    .C_CloseSession = CloseSession,
-    .C_CloseAllSessions = CloseAllSessions,
-    .C_GetSessionInfo = GetSessionInfo,
-    .C_GetOperationState = kUnsupported<CK_C_GetOperationState>,
-    .C_SetOperationState = kUnsupported<CK_C_SetOperationState>,
-    .C_Login = Login,
-    .C_Logout = Logout,
-    .C_CreateObject = kUnsupported<CK_C_CreateObject>,
-    .C_CopyObject = kUnsupported<CK_C_CopyObject>,
-    .C_DestroyObject = kUnsupported<CK_C_DestroyObject>,
-    .C_GetObjectSize = kUnsupported<CK_C_GetObjectSize>,
-    .C_GetAttributeValue = GetAttributeValue,
-    .C_SetAttributeValue = kUnsupported<CK_C_SetAttributeValue>,
-    .C_FindObjectsInit = FindObjectsInit,
-    .C_FindObjects = FindObjects,
-    .C_FindObjectsFinal = FindObjectsFinal,
-    .C_EncryptInit = kUnsupported<CK_C_EncryptInit>,
-    .C_Encrypt = kUnsupported<CK_C_Encrypt>,
-    .C_EncryptUpdate = kUnsupported<CK_C_EncryptUpdate>,
-    .C_EncryptFinal = kUnsupported<CK_C_EncryptFinal>,
-    .C_DecryptInit = kUnsupported<CK_C_DecryptInit>,
-    .C_Decrypt = kUnsupported<CK_C_Decrypt>,
-    .C_DecryptUpdate = kUnsupported<CK_C_DecryptUpdate>,
-    .C_DecryptFinal = kUnsupported<CK_C_DecryptFinal>,
-    .C_DigestInit = kUnsupported<CK_C_DigestInit>,
-    .C_Digest = kUnsupported<CK_C_Digest>,
-    .C_DigestUpdate = kUnsupported<CK_C_DigestUpdate>,
-    .C_DigestKey = kUnsupported<CK_C_DigestKey>,
-    .C_DigestFinal = kUnsupported<CK_C_DigestFinal>,
-    .C_SignInit = SignInit,
-    .C_Sign = Sign,
-    .C_SignUpdate = kUnsupported<CK_C_SignUpdate>,
-    .C_SignFinal = kUnsupported<CK_C_SignFinal>,
-    .C_SignRecoverInit = kUnsupported<CK_C_SignRecoverInit>,
-    .C_SignRecover = kUnsupported<CK_C_SignRecover>,
-    .C_VerifyInit = kUnsupported<CK_C_VerifyInit>,
-    .C_Verify = kUnsupported<CK_C_Verify>,
-    .C_VerifyUpdate = kUnsupported<CK_C_VerifyUpdate>,
-    .C_VerifyFinal = kUnsupported<CK_C_VerifyFinal>,
-    .C_VerifyRecoverInit = kUnsupported<CK_C_VerifyRecoverInit>,
-    .C_VerifyRecover = kUnsupported<CK_C_VerifyRecover>,
-    .C_DigestEncryptUpdate = kUnsupported<CK_C_DigestEncryptUpdate>,
-    .C_DecryptDigestUpdate = kUnsupported<CK_C_DecryptDigestUpdate>,
-    .C_SignEncryptUpdate = kUnsupported<CK_C_SignEncryptUpdate>,
-    .C_DecryptVerifyUpdate = kUnsupported<CK_C_DecryptVerifyUpdate>,
-    .C_GenerateKey = kUnsupported<CK_C_GenerateKey>,
-    .C_GenerateKeyPair = kUnsupported<CK_C_GenerateKeyPair>,
-    .C_WrapKey = kUnsupported<CK_C_WrapKey>,
-    .C_UnwrapKey = kUnsupported<CK_C_UnwrapKey>,
-    .C_DeriveKey = kUnsupported<CK_C_DeriveKey>,
-    .C_SeedRandom = kUnsupported<CK_C_SeedRandom>,
-    .C_GenerateRandom = kUnsupported<CK_C_GenerateRandom>,
-    .C_GetFunctionStatus = kUnsupported<CK_C_GetFunctionStatus>,
-    .C_CancelFunction = kUnsupported<CK_C_CancelFunction>,
-    .C_WaitForSlotEvent = kUnsupported<CK_C_WaitForSlotEvent>,
+    MOCK_ENTRY(C_GetSlotList, GetSlotList),
+    MOCK_ENTRY(C_GetSlotInfo, GetSlotInfo),
+    MOCK_ENTRY(C_GetTokenInfo, GetTokenInfo),
+    MOCK_ENTRY(C_GetMechanismList, GetMechanismList),
+    MOCK_ENTRY(C_GetMechanismInfo, GetMechanismInfo),
+    MOCK_UNSUPPORTED(C_InitToken),
+    MOCK_UNSUPPORTED(C_InitPIN),
+    MOCK_UNSUPPORTED(C_SetPIN),
+    MOCK_ENTRY(C_OpenSession, OpenSession),
+    MOCK_ENTRY(C_CloseSession, CloseSession),
+    MOCK_ENTRY(C_CloseAllSessions, CloseAllSessions),
+    MOCK_ENTRY(C_GetSessionInfo, GetSessionInfo),
+    MOCK_UNSUPPORTED(C_GetOperationState),
+    MOCK_UNSUPPORTED(C_SetOperationState),
+    MOCK_ENTRY(C_Login, Login),
+    MOCK_ENTRY(C_Logout, Logout),
+    MOCK_UNSUPPORTED(C_CreateObject),
+    MOCK_UNSUPPORTED(C_CopyObject),
+    MOCK_UNSUPPORTED(C_DestroyObject),
+    MOCK_UNSUPPORTED(C_GetObjectSize),
+    MOCK_ENTRY(C_GetAttributeValue, GetAttributeValue),
+    MOCK_UNSUPPORTED(C_SetAttributeValue),
+    MOCK_ENTRY(C_FindObjectsInit, FindObjectsInit),
+    MOCK_ENTRY(C_FindObjects, FindObjects),
+    MOCK_ENTRY(C_FindObjectsFinal, FindObjectsFinal),
+    MOCK_UNSUPPORTED(C_EncryptInit),
+    MOCK_UNSUPPORTED(C_Encrypt),
+    MOCK_UNSUPPORTED(C_EncryptUpdate),
+    MOCK_UNSUPPORTED(C_EncryptFinal),
+    MOCK_UNSUPPORTED(C_DecryptInit),
+    MOCK_UNSUPPORTED(C_Decrypt),
+    MOCK_UNSUPPORTED(C_DecryptUpdate),
+    MOCK_UNSUPPORTED(C_DecryptFinal),
+    MOCK_UNSUPPORTED(C_DigestInit),
+    MOCK_UNSUPPORTED(C_Digest),
+    MOCK_UNSUPPORTED(C_DigestUpdate),
+    MOCK_UNSUPPORTED(C_DigestKey),
+    MOCK_UNSUPPORTED(C_DigestFinal),
+    MOCK_ENTRY(C_SignInit, SignInit),
+    MOCK_ENTRY(C_Sign, Sign),
+    MOCK_UNSUPPORTED(C_SignUpdate),
+    MOCK_UNSUPPORTED(C_SignFinal),
+    MOCK_UNSUPPORTED(C_SignRecoverInit),
+    MOCK_UNSUPPORTED(C_SignRecover),
+    MOCK_UNSUPPORTED(C_VerifyInit),
+    MOCK_UNSUPPORTED(C_Verify),
+    MOCK_UNSUPPORTED(C_VerifyUpdate),
+    MOCK_UNSUPPORTED(C_VerifyFinal),
+    MOCK_UNSUPPORTED(C_VerifyRecoverInit),
+    MOCK_UNSUPPORTED(C_VerifyRecover),
+    MOCK_UNSUPPORTED(C_DigestEncryptUpdate),
+    MOCK_UNSUPPORTED(C_DecryptDigestUpdate),
+    MOCK_UNSUPPORTED(C_SignEncryptUpdate),
+    MOCK_UNSUPPORTED(C_DecryptVerifyUpdate),
+    MOCK_UNSUPPORTED(C_GenerateKey),
+    MOCK_UNSUPPORTED(C_GenerateKeyPair),
+    MOCK_UNSUPPORTED(C_WrapKey),
+    MOCK_UNSUPPORTED(C_UnwrapKey),
+    MOCK_UNSUPPORTED(C_DeriveKey),
+    MOCK_UNSUPPORTED(C_SeedRandom),
+    MOCK_UNSUPPORTED(C_GenerateRandom),
+    MOCK_UNSUPPORTED(C_GetFunctionStatus),
+    MOCK_UNSUPPORTED(C_CancelFunction),
+    MOCK_UNSUPPORTED(C_WaitForSlotEvent),
 };
 
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
     CK_FUNCTION_LIST_PTR_PTR list) {
-  if (list == nullptr) return CKR_ARGUMENTS_BAD;
-  *list = &function_list;
-  return CKR_OK;
+  return Enter("C_GetFunctionList", [&] {
+    if (list == nullptr) return CKR_ARGUMENTS_BAD;
+    *list = &function_list;
+    return CKR_OK;
+  });
 }

@@ -314,6 +314,9 @@ Status AuthRun::ProveWithPin(const core::Options& options, auth::CardSession& se
       conv_.Error("The card's PIN has expired: change it before logging in");
     } else if (outcome.helper_result == core::HelperResult::kPinLenRange) {
       conv_.Error("The card refused a PIN of this length");
+    } else if (outcome.helper_result == core::HelperResult::kTokenRemoved) {
+      // Said, so that the password prompt that follows makes sense.
+      conv_.Error("The card was removed");
     }
     return proved;
   }

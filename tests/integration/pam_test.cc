@@ -2337,6 +2337,8 @@ TEST_F(PcscTest, CardRemovedWhileTypingThePinFailsCleanly) {
   pam_end(pamh, rc);
   EXPECT_EQ(rc, PAM_AUTHINFO_UNAVAIL);
   EXPECT_LT(seconds, 5.0);
+  // The user is told, so that the password prompt that follows makes sense.
+  EXPECT_TRUE(Contains(conv_.errors, "The card was removed"));
 }
 
 TEST_F(PcscTest, PcscdStoppedIsAuthinfoUnavail) {

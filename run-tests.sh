@@ -6,7 +6,8 @@ set -euo pipefail
 SC_TOP=$(cd "$(dirname "$0")" && pwd)
 . "$SC_TOP/scripts/deps.sh"
 # valgrind: the long-running caller soak runs under memcheck (tests/integration/run-integration.sh).
-sc_install_missing valgrind
+# sudo, i3lock, xvfb, xdotool, python3: the real-client tests (tests/clients).
+sc_install_missing valgrind sudo i3lock xvfb xdotool python3
 
 cd "$SC_TOP"
 autoreconf -fi >/dev/null 2>&1
@@ -56,6 +57,27 @@ run_suite() {
 }
 
 run_suite plain _build
+# The real programs (sudo, su, login, i3lock under Xvfb, pam-auth-update) with
+# the virtual PIV card, in a private namespace, on the plain build.
+echo "==> [clients] real sudo, su, login, i3lock and pam-auth-update (tests/clients)"
+if [ -x _build/sc-helper ]; then
+  clients_rc=0
+  bash tests/clients/run-clients.sh _build >_build/clients.out 2>&1 || clients_rc=$?
+  grep -E '^(ok|FAIL) ' _build/clients.out | cut -c1-160 | sed 's/^/    /' || true
+  p=$(sed -n 's/^clients: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' _build/clients.out)
+  f=$(sed -n 's/^clients: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' _build/clients.out)
+  passed_total=$((passed_total + ${p:-0}))
+  failed_total=$((failed_total + ${f:-0}))
+  if [ "$clients_rc" != 0 ] || [ -z "$p" ]; then
+    { echo "clients: failed (exit $clients_rc); end of _build/clients.out:"; tail -n 40 _build/clients.out; } |
+      tee -a "$SC_TOP/.run-tests-failures"
+    failed=1
+  fi
+else
+  echo "clients: not run (the plain build failed)" | tee -a "$SC_TOP/.run-tests-failures"
+  failed=1
+fi
+
 run_suite asan _build-asan --enable-sanitizers
 
 echo "==> [fuzz] libFuzzer targets, ${FUZZ_SECONDS:-15} s each (clang, ASan+UBSan)"

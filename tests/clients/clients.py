@@ -1,6 +1,8 @@
 """The real-client tests (run by run-clients.sh inside a private namespace)."""
 
 import argparse
+import glob
+import re
 import os
 import signal
 import subprocess
@@ -9,7 +11,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from world import PIN, PIN_PROMPT, SUDO_PROMPT, USERS, World  # noqa: E402
+from world import PIN, PIN_PROMPT, SUDO_PROMPT, USERS, World, run  # noqa: E402
 
 ALICE_PW = USERS["alice"][1]
 TESTS = []
@@ -195,6 +197,214 @@ def sudo_final_try_is_protected(w):
     return f"no PIN prompt, card still at 1 try; saw: {screen(t)}"
 
 
+# ------------------------------------------------------ pam-auth-update ----
+def common_auth_lines():
+    with open("/etc/pam.d/common-auth") as f:
+        return [x.rstrip() for x in f if x.strip() and not x.startswith("#")]
+
+
+def stock_sudo(w):
+    """Debian's own /etc/pam.d/sudo: no pam_smartcard line."""
+    w.restore_pam_file("sudo")
+    w.write_config()
+
+
+@test
+def profile_enable_then_sudo_with_card_and_with_password(w):
+    stock_sudo(w)
+    w.profile(True)
+    auth = common_auth_lines()
+    assert any("pam_smartcard.so" in x for x in auth), auth
+    assert any("pam_unix.so" in x and "try_first_pass" in x for x in auth), auth
+    t = sudo_id(w)
+    t.expect(PIN_PROMPT, 10)
+    t.line(PIN)
+    ends_as_root(t)
+    card = screen(t)
+    t = sudo_id(w)
+    t.expect(PIN_PROMPT, 10)
+    t.line(ALICE_PW)
+    ends_as_root(t)
+    assert t.count(SUDO_PROMPT) == 0, "the password was asked for again"
+    used = 3 - w.tries()
+    assert used == 0, f"{used} tries used"
+    return f"common-auth: {' / '.join(' '.join(x.split()) for x in auth)}; card: {card}; password: {screen(t)}"
+
+
+@test
+def profile_and_service_line_ask_once(w):
+    """Case 5: the profile enabled and the README's line in /etc/pam.d/sudo."""
+    sudo_stack(w)
+    w.profile(True)
+    t = sudo_id(w)
+    t.expect(PIN_PROMPT, 10)
+    t.line("000000")
+    t.expect(SUDO_PROMPT, 10)
+    t.line(ALICE_PW)
+    ends_as_root(t)
+    pins, used = t.count(PIN_PROMPT), 3 - w.tries()
+    assert pins == 1 and used <= 1, f"{pins} PIN prompts, {used} tries used"
+    wrong = screen(t)
+    w.reset_tries()
+    t = sudo_id(w)
+    t.expect(PIN_PROMPT, 10)
+    t.line(PIN)
+    ends_as_root(t)
+    assert t.count(PIN_PROMPT) == 1, "asked twice"
+    return f"wrong PIN: 1 PIN prompt, {used} try used: {wrong}; right PIN: {screen(t)}"
+
+
+@test
+def profile_disable_restores_pam_d_byte_for_byte(w):
+    stock_sudo(w)
+    before = run(["sha256sum", *sorted(glob.glob("/etc/pam.d/*"))])
+    w.profile(True)
+    changed = run(["diff", "-r", w.pristine_pamd, "/etc/pam.d"], check=False)
+    assert "pam_smartcard" in changed, "enabling changed nothing"
+    w.profile(False)
+    diff = run(["diff", "-r", w.pristine_pamd, "/etc/pam.d"], check=False)
+    assert diff == "", f"after --disable: {diff}"
+    assert run(["sha256sum", *sorted(glob.glob("/etc/pam.d/*"))]) == before
+    return f"enable changed {changed.count(chr(10) + '>')} lines; --disable: diff -r empty"
+
+
+# ------------------------------------------------------------ su, login ---
+@test
+def su_with_card_and_without(w):
+    w.profile(True)
+    t = w.term("bob", ["su", "alice", "-c", "id -un"])
+    t.expect(PIN_PROMPT, 10)
+    t.line(PIN)
+    t.expect(r"(?m)^alice\r?$", 10)
+    assert t.wait(10) == 0
+    card = screen(t)
+    w.remove()
+    t = w.term("bob", ["su", "alice", "-c", "id -un"])
+    t.expect(r"Password: ", 10)
+    t.line(ALICE_PW)
+    t.expect(r"(?m)^alice\r?$", 10)
+    assert t.wait(10) == 0
+    assert t.count(PIN_PROMPT) == 0
+    assert w.tries() == 3
+    return f"card: {card}; no card: {screen(t)}"
+
+
+def login_shell(w, answer, prompt):
+    t = w.term(None, ["login", "alice"])
+    t.expect(prompt, 10)
+    t.line(answer)
+    t.expect(r"\$ ", 15)
+    t.line("id -un; exit")
+    t.expect(r"(?m)^alice\r?$", 10)
+    t.wait(10)
+    return t
+
+
+@test
+def login_with_card_and_without(w):
+    w.profile(True)
+    t = login_shell(w, PIN, PIN_PROMPT)
+    card = screen(t)
+    w.remove()
+    t = login_shell(w, ALICE_PW, r"Password: ")
+    assert t.count(PIN_PROMPT) == 0
+    assert w.tries() == 3
+    return f"card: {card[:200]}; no card: {screen(t)[:200]}"
+
+
+# --------------------------------------------------------------- i3lock ---
+class Locker:
+    """i3lock -n as alice on a private Xvfb display; keys typed with xdotool
+    as a user at the keyboard types them."""
+
+    def __init__(self, w):
+        self.w = w
+        self.proc = subprocess.Popen(World.as_user("alice", ["env", f"DISPLAY={w.display}", "i3lock", "-n"]),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        end = time.monotonic() + 10
+        # Locked once i3lock's window is mapped (it has grabbed the keyboard by then).
+        while subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "i3lock"], env=w.xenv,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            assert self.proc.poll() is None, f"i3lock exited {self.proc.returncode}: {self.proc.stdout.read()}"
+            assert time.monotonic() < end, "i3lock did not lock the screen within 10 s"
+            time.sleep(0.02)
+
+    def type(self, text):
+        """Types TEXT and Enter; returns when Enter was sent."""
+        run(["xdotool", "type", "--delay", "10", text], env=self.w.xenv)
+        run(["xdotool", "key", "Return"], env=self.w.xenv)
+        return time.monotonic()
+
+    def unlocked_within(self, since, bound):
+        """Seconds from SINCE until i3lock ended (unlocked); fails past BOUND."""
+        try:
+            rc = self.proc.wait(timeout=max(0.0, since + bound - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"still locked {bound} s after Enter")
+        assert rc == 0, f"i3lock exited {rc}"
+        return time.monotonic() - since
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def i3lock_stack(w, extra_config=""):
+    w.pam_file("i3lock", w.snippet("i3lock"))
+    w.write_config(extra_config)
+
+
+@test
+def i3lock_pin_unlock(w):
+    i3lock_stack(w)
+    lock = Locker(w)
+    secs = lock.unlocked_within(lock.type(PIN), 10)
+    used = 3 - w.tries()
+    assert used == 0, f"{used} tries used"
+    return f"unlocked {secs:.2f} s after Enter, tries used 0"
+
+
+@test
+def i3lock_password_unlocks_with_the_card_in_never_using_a_try(w):
+    """Case 3: the account password typed while the card stays inserted."""
+    i3lock_stack(w)
+    times = []
+    for _ in range(5):
+        lock = Locker(w)
+        times.append(lock.unlocked_within(lock.type(ALICE_PW), 10))
+        assert w.tries() == 3, f"{3 - w.tries()} tries used after {len(times)} password unlocks"
+    return f"5 password unlocks, tries used 0 (card still 3/3), {max(times):.2f} s at most after Enter"
+
+
+@test
+def i3lock_wait_for_card_password_without_card(w):
+    """Case 4: wait_for_card = 30, no card, the password typed."""
+    i3lock_stack(w, "[service i3lock]\nwait_for_card = 30\n")
+    w.remove()
+    lock = Locker(w)
+    secs = lock.unlocked_within(lock.type(ALICE_PW), 1.0)
+    return f"unlocked {secs:.2f} s after Enter (bound 1 s)"
+
+
+@test
+def i3lock_wait_for_card_pin_then_card(w):
+    """wait_for_card = 30: the PIN typed first, the card inserted after."""
+    i3lock_stack(w, "[service i3lock]\nwait_for_card = 30\n")
+    w.remove()
+    lock = Locker(w)
+    enter = lock.type(PIN)
+    time.sleep(1)  # the user looks for the card
+    assert lock.proc.poll() is None, "unlocked without the card"
+    w.insert()
+    inserted = time.monotonic()
+    lock.unlocked_within(enter, 15)
+    used = 3 - w.tries()
+    assert used == 0, f"{used} tries used"
+    return f"unlocked {time.monotonic() - inserted:.2f} s after the card was inserted, tries used 0"
+
+
 # --------------------------------------------------------------- runner ---
 def main():
     ap = argparse.ArgumentParser()
@@ -208,7 +418,7 @@ def main():
     try:
         w.setup()
         for fn in TESTS:
-            if a.filter and a.filter not in fn.__name__:
+            if a.filter and not re.search(a.filter, fn.__name__):
                 continue
             t0 = time.monotonic()
             try:

@@ -31,7 +31,7 @@ import time
 
 PIN = "123456"
 USERS = {  # name: (uid, password); the passwords are not PIN-shaped
-    "alice": (2001, "Alice-pass-42"),
+    "alice": (2001, "Alice-42"),  # 8 characters: within a PIV PIN's length limits
     "bob": (2002, "Bob-pass-42"),
 }
 PIN_PROMPT = re.compile(r"PIN for [^\r\n]*: ")
@@ -158,6 +158,7 @@ class World:
         self.opensc = sorted(glob.glob("/usr/lib/*/opensc-pkcs11.so"))[0]
         self.lab_started = False
         self.paired = None
+        self.profile_on = False
 
     # ---- setup -----------------------------------------------------------
     def setup(self):
@@ -170,6 +171,7 @@ class World:
         self._etc()
         self._pam_modules()
         self._homes()
+        self._display()
         self.start_lab()
         self.write_config()
         self.pair("alice")
@@ -198,6 +200,8 @@ class World:
         for name in ("passwd", "shadow", "group", "gshadow", "sudoers"):
             dst = os.path.join(etc, name)
             shutil.copy2(f"/etc/{name}", dst)
+            st = os.stat(f"/etc/{name}")
+            os.chown(dst, st.st_uid, st.st_gid)  # shadow stays readable by unix_chkpwd (group shadow)
             with open(dst, "a") as f:
                 for user, (uid, _) in USERS.items():
                     if name == "passwd":
@@ -233,6 +237,21 @@ class World:
         for user, (uid, _) in USERS.items():
             os.makedirs(f"/home/{user}")
             os.chown(f"/home/{user}", uid, uid)
+
+    def _display(self):
+        """A private /tmp (X's sockets and locks) and an Xvfb display on it;
+        the network namespace keeps its abstract socket private too."""
+        run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=64m", "sc-clients-tmp", "/tmp"])
+        self.display = ":7"
+        self.xenv = dict(os.environ, DISPLAY=self.display)
+        self.xvfb = subprocess.Popen(["Xvfb", self.display, "-nolisten", "tcp", "-ac", "-screen", "0", "640x480x24"],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.work, "xvfb.log"), "w"))
+        end = time.monotonic() + 10
+        while subprocess.run(["xdotool", "getmouselocation"], env=self.xenv, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL).returncode != 0:
+            if self.xvfb.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"Xvfb did not start; see {self.work}/xvfb.log")
+            time.sleep(0.02)
 
     # ---- the card --------------------------------------------------------
     def lab(self, *args, check=True):
@@ -294,7 +313,7 @@ class World:
             f.write(f"""[global]
 pkcs11_module = {self.opensc}
 helper = {os.path.join(self.build, "sc-helper")}
-pin_pattern = ^[0-9]{{6,8}}$
+pin_pattern = {os.environ.get("SC_CLIENTS_PIN_PATTERN", "^[0-9]{{6,8}}$")}
 {extra}""")
         os.chmod("/etc/security/pam_smartcard.conf", 0o644)
 
@@ -312,6 +331,13 @@ pin_pattern = ^[0-9]{{6,8}}$
     def snippet(self, name):
         with open(os.path.join(self.src, "pam.d", name)) as f:
             return f.read()
+
+    def profile(self, on):
+        """pam-auth-update --enable/--disable smartcard, as an administrator
+        runs it (the shipped profile is in /usr/share/pam-configs)."""
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["pam-auth-update", "--enable" if on else "--disable", "smartcard"], env=env)
+        self.profile_on = on
 
     def restore_pam_file(self, service):
         shutil.copy2(os.path.join(self.pristine_pamd, service), f"/etc/pam.d/{service}")
@@ -345,6 +371,13 @@ pin_pattern = ^[0-9]{{6,8}}$
             self.reset_tries()
         if self.paired != "alice":
             self.pair("alice")
+        if self.profile_on:
+            self.profile(False)
+        for service in ("sudo", "su", "login", "i3lock"):
+            self.restore_pam_file(service)
 
     def teardown(self):
         self.stop_lab()
+        if getattr(self, "xvfb", None) is not None:
+            self.xvfb.terminate()
+            self.xvfb.wait()

@@ -4,10 +4,12 @@
 # puts it in a virtual reader of a private pcscd (vsmartcard's vpcd), pairs it
 # with the demo user alice using sc_auth, and logs alice in through a real PAM
 # stack: pamtester + libpam + the built module, whose helper talks to the card
-# through pcscd and OpenSC's PKCS#11 module, as with a real card. (If a system
-# pcscd is already running, the demo uses a SoftHSM2 token instead.) alice exists only for the demo processes (nss_wrapper), and the PAM
-# service file lives in the demo directory (pam_wrapper): the machine's
-# /etc/passwd and /etc/pam.d are not touched.
+# through pcscd and OpenSC's PKCS#11 module, as with a real card. The pcscd
+# and the card run in a private mount and network namespace
+# (tests/private-ns.sh), next to a system pcscd if one runs. alice exists only
+# for the demo processes (nss_wrapper), and the PAM service file lives in the
+# demo directory (pam_wrapper): the machine's /etc/passwd and /etc/pam.d are
+# not touched.
 set -euo pipefail
 SC_TOP=$(cd "$(dirname "$0")" && pwd)
 . "$SC_TOP/scripts/deps.sh"
@@ -15,17 +17,29 @@ SC_TOP=$(cd "$(dirname "$0")" && pwd)
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 show() { printf '    $ %s\n' "$*"; }
 
-step "1. Installing missing packages (Debian)"
-sc_install_missing
-echo "    ok"
-
-step "2. Building pam_smartcard (autotools, out of tree in _build)"
-cd "$SC_TOP"
-sc_build tests/vcard/vpiv
 B=$SC_TOP/_build
-echo "    module: $B/.libs/pam_smartcard.so"
-echo "    helper: $B/sc-helper"
-echo "    tool:   $B/sc_auth"
+if [ "${SC_PRIVATE_NS:-}" != 1 ]; then
+  step "1. Installing missing packages (Debian)"
+  sc_install_missing
+  echo "    ok"
+
+  step "2. Building pam_smartcard (autotools, out of tree in _build)"
+  cd "$SC_TOP"
+  if [ -f config.status ]; then
+    echo "    the source tree was configured in place: make distclean there first (out-of-tree build)"
+    make distclean >/dev/null 2>&1 || rm -f config.status config.h
+  fi
+  sc_build tests/vcard/vpiv
+  echo "    module: $B/.libs/pam_smartcard.so"
+  echo "    helper: $B/sc-helper"
+  echo "    tool:   $B/sc_auth"
+  # The rest runs in a private mount and network namespace: the demo's pcscd
+  # gets its own /run/pcscd (a tmpfs) and the virtual reader its own port, so
+  # a system pcscd (every smart-card user's machine runs one) is neither in
+  # the way nor touched. Installing needed the network; this needs none.
+  exec bash "$SC_TOP/tests/private-ns.sh" bash "$0" "$@"
+fi
+cd "$SC_TOP"
 
 D=$B/demo
 rm -rf "$D/pam.d" "$D/pam_smartcard.conf" "$D/smartcard_pairings" "$D/passwd" "$D/group"

@@ -10,57 +10,124 @@ SC_TOP=$(cd "$(dirname "$0")" && pwd)
 sc_install_missing valgrind sudo i3lock xvfb xdotool python3
 
 cd "$SC_TOP"
+# The suites build out of tree; a tree configured in place (./configure, as
+# the README's from-source install does) makes every out-of-tree configure
+# fail with "source directory already configured". Clean it the way automake
+# says to, and say so.
+if [ -f config.status ]; then
+  echo "==> the source tree was configured in place: make distclean there (out-of-tree builds need a clean tree)"
+  make distclean >/dev/null 2>&1 || rm -f config.status config.h
+fi
 autoreconf -fi >/dev/null 2>&1
 jobs=$(nproc)
 failed=0
 rm -f "$SC_TOP/.run-tests-failures"
 passed_total=0
 failed_total=0
+# One row per suite: "name|state|passed|failed" (state: passed, FAILED, NOT RUN).
+SUITES=()
+record() { SUITES+=("$1|$2|${3:--}|${4:--}"); }
+# note TEXT...: a failure's cause, shown where it happens and again at the end.
+note() { printf '%s\n' "$@" | tee -a "$SC_TOP/.run-tests-failures"; }
 
-# count_gtest LOG: add the gtest totals of a log to the summary.
-count_gtest() {
-  local log=$1 p f
+# The suites run their PC/SC lab in private namespaces, so they must pass next
+# to the pcscd every smart-card user's machine runs. Prove it on every run:
+# unless one is running already, start one here (outside any namespace), and
+# stop it at the end, by PID.
+bystander_pid=
+stop_bystander() {
+  if [ -n "$bystander_pid" ]; then
+    kill "$bystander_pid" 2>/dev/null || true
+    wait "$bystander_pid" 2>/dev/null || true
+    bystander_pid=
+  fi
+}
+trap stop_bystander EXIT
+if [ -S /run/pcscd/pcscd.comm ] || pgrep -x pcscd >/dev/null; then
+  echo "==> a system pcscd is running (pid $(pgrep -x pcscd | tr '\n' ' ')): the suites run next to it"
+elif [ "${SC_NO_BYSTANDER_PCSCD:-0}" != 1 ]; then
+  pcscd --foreground >"$SC_TOP/.bystander-pcscd.log" 2>&1 </dev/null &
+  bystander_pid=$!
+  for _ in $(seq 250); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.02; done
+  if [ -S /run/pcscd/pcscd.comm ] && kill -0 "$bystander_pid" 2>/dev/null; then
+    echo "==> started a pcscd outside the tests' namespaces (pid $bystander_pid), as on a smart-card user's machine"
+  else
+    echo "==> could not start a bystander pcscd (see .bystander-pcscd.log); going on without it"
+    stop_bystander
+  fi
+fi
+
+# gtest_suite NAME LOG: one row for a gtest suite run by make check (its .log
+# and the .trs next to it): its counts, or why it did not run or not finish.
+gtest_suite() {
+  local name=$1 log=$2 trs=${2%.log}.trs p f result
+  if [ ! -f "$log" ]; then
+    record "$name" "NOT RUN" "" ""
+    note "$name: did not run (make check stopped before it; no $log)"
+    failed=1
+    return
+  fi
+  result=$(sed -n 's/^:test-result: //p' "$trs" 2>/dev/null | head -n 1 || true)
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
   passed_total=$((passed_total + ${p:-0}))
   failed_total=$((failed_total + ${f:-0}))
+  if [ "$result" = SKIP ]; then
+    record "$name" "NOT RUN" "" ""
+    note "$name: skipped: $(grep -m1 '^SKIP' "$log" || echo 'see '"$log")"
+    failed=1
+  elif [ -z "$p" ] && [ -z "$f" ]; then
+    record "$name" "FAILED" "" ""
+    note "$name: ended before its tests reported (result ${result:-none}); end of $log:"
+    tail -n 40 "$log" | tee -a "$SC_TOP/.run-tests-failures"
+    failed=1
+  elif [ "$result" = PASS ] && [ "${f:-0}" = 0 ]; then
+    record "$name" "passed" "${p:-0}" 0
+  else
+    record "$name" "FAILED" "${p:-0}" "${f:-0}"
+    note "$name: result ${result:-none}, ${f:-0} failed:"
+    if grep -q -E '^\[  FAILED  \]' "$log"; then
+      grep -E '^\[  FAILED  \]|Failure$' -A6 "$log" | head -n 80 | tee -a "$SC_TOP/.run-tests-failures" || true
+    else
+      tail -n 40 "$log" | tee -a "$SC_TOP/.run-tests-failures"
+    fi
+    failed=1
+  fi
 }
 
 run_suite() {
   local name=$1 dir=$2
   shift 2
   echo "==> [$name] configure $*"
-  sc_configure "$dir" --enable-strict "$@"
-  echo "==> [$name] make -j$jobs"
-  make -C "$dir" -j"$jobs" >"$dir/make.out" 2>&1 || { tail -n 40 "$dir/make.out"; return 1; }
-  echo "==> [$name] make check"
-  if ! make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1; then
-    echo "$name: make check failed" >>"$SC_TOP/.run-tests-failures"
-    tail -n 30 "$dir/check.out"
-    # Show why: the failed gtest cases, or, when a suite failed before or
-    # outside gtest (fixtures, pcscd, slapd), the end of its log.
-    for log in "$dir"/tests/unit/unit_tests.log "$dir"/tests/integration/run-integration.sh.log; do
-      [ -f "$log" ] || continue
-      if grep -q -E '^\[  FAILED  \]' "$log"; then
-        grep -E '^\[  FAILED  \]|Failure$' -A6 "$log" | head -n 80 || true
-      elif ! grep -q -E '^\[  PASSED  \]' "$log"; then
-        echo "---- end of $log"
-        tail -n 60 "$log" || true
-      fi
-    done 2>&1 | tee -a "$SC_TOP/.run-tests-failures"
+  if ! sc_configure "$dir" --enable-strict "$@"; then
+    note "$name: configure failed (see $dir/configure.out)"
+    record "unit ($name)" "NOT RUN" "" ""
+    record "integration ($name)" "NOT RUN" "" ""
     failed=1
+    return 0
   fi
+  echo "==> [$name] make -j$jobs"
+  if ! make -C "$dir" -j"$jobs" >"$dir/make.out" 2>&1; then
+    note "$name: build failed; end of $dir/make.out:"
+    tail -n 40 "$dir/make.out" | tee -a "$SC_TOP/.run-tests-failures"
+    record "unit ($name)" "NOT RUN" "" ""
+    record "integration ($name)" "NOT RUN" "" ""
+    failed=1
+    return 0
+  fi
+  echo "==> [$name] make check"
+  rm -f "$dir"/tests/unit/unit_tests.{log,trs} "$dir"/tests/integration/run-integration.sh.{log,trs}
+  make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1 || true
   grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/check.out" | sed "s/^/    [$name] /" || true
-  for log in "$dir"/tests/unit/unit_tests.log "$dir"/tests/integration/run-integration.sh.log; do
-    if [ -f "$log" ]; then count_gtest "$log"; fi
-  done
+  gtest_suite "unit ($name)" "$dir/tests/unit/unit_tests.log"
+  gtest_suite "integration ($name)" "$dir/tests/integration/run-integration.sh.log"
 }
 
 run_suite plain _build
 # The real programs (sudo, su, login, i3lock under Xvfb, pam-auth-update) with
 # the virtual PIV card, in a private namespace, on the plain build.
 echo "==> [clients] real sudo, su, login, i3lock and pam-auth-update (tests/clients)"
-if [ -x _build/sc-helper ]; then
+if [ -x _build/sc-helper ] && [ -f _build/.libs/pam_smartcard.so ]; then
   clients_rc=0
   bash tests/clients/run-clients.sh _build >_build/clients.out 2>&1 || clients_rc=$?
   grep -E '^(ok|FAIL) ' _build/clients.out | cut -c1-160 | sed 's/^/    /' || true
@@ -68,13 +135,22 @@ if [ -x _build/sc-helper ]; then
   f=$(sed -n 's/^clients: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' _build/clients.out)
   passed_total=$((passed_total + ${p:-0}))
   failed_total=$((failed_total + ${f:-0}))
-  if [ "$clients_rc" != 0 ] || [ -z "$p" ]; then
-    { echo "clients: failed (exit $clients_rc); end of _build/clients.out:"; tail -n 40 _build/clients.out; } |
-      tee -a "$SC_TOP/.run-tests-failures"
+  if [ -z "$p" ]; then
+    record clients "FAILED" "" ""
+    note "clients: ended before its summary (exit $clients_rc); end of _build/clients.out:"
+    tail -n 40 _build/clients.out | tee -a "$SC_TOP/.run-tests-failures"
     failed=1
+  elif [ "$clients_rc" != 0 ] || [ "$f" != 0 ]; then
+    record clients "FAILED" "$p" "$f"
+    note "clients: $f failed:"
+    grep -E '^FAIL ' -A8 _build/clients.out | head -n 60 | tee -a "$SC_TOP/.run-tests-failures" || true
+    failed=1
+  else
+    record clients "passed" "$p" 0
   fi
 else
-  echo "clients: not run (the plain build failed)" | tee -a "$SC_TOP/.run-tests-failures"
+  record clients "NOT RUN" "" ""
+  note "clients: not run (the plain build failed)"
   failed=1
 fi
 
@@ -84,27 +160,63 @@ echo "==> [fuzz] libFuzzer targets, ${FUZZ_SECONDS:-15} s each (clang, ASan+UBSa
 if sc_configure _build-fuzz --enable-fuzzing CXX=clang++ CC=clang &&
    make -C _build-fuzz -j"$jobs" fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-15}" >_build-fuzz/fuzz.out 2>&1; then
   grep -E '^fuzz:|DONE' _build-fuzz/fuzz.out | sed 's/^/    /' || true
+  record fuzz "passed" "" ""
 else
-  echo "fuzz targets failed" >>.run-tests-failures
+  record fuzz "FAILED" "" ""
+  note "fuzz targets failed; end of _build-fuzz/fuzz.out:"
   tail -n 40 _build-fuzz/fuzz.out 2>/dev/null | tee -a .run-tests-failures || true
   failed=1
 fi
 
 echo "==> man pages: mandoc -Tlint"
+lint_failed=0
 for page in man/*.[0-9]; do
   out=$(mandoc -Tlint -W warning "$page" 2>&1 || true)
-  if [ -n "$out" ]; then echo "$out" | tee -a .run-tests-failures; failed=1; fi
+  if [ -n "$out" ]; then note "$out"; lint_failed=1; failed=1; fi
 done
+if [ "$lint_failed" = 0 ]; then record "man pages" "passed" "" ""; else record "man pages" "FAILED" "" ""; fi
 
 echo "==> make distcheck"
-if ! make -C _build -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-strict >_build/distcheck.out 2>&1; then
-  echo "make distcheck failed" >>.run-tests-failures
-  tail -n 40 _build/distcheck.out | tee -a .run-tests-failures || true
+if [ ! -f _build/Makefile ]; then
+  record distcheck "NOT RUN" "" ""
+  note "distcheck: not run (the plain build was not configured)"
+  failed=1
+elif make -C _build -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-strict >_build/distcheck.out 2>&1; then
+  record distcheck "passed" "" ""
+else
+  record distcheck "FAILED" "" ""
+  note "make distcheck failed; the step that failed:"
+  grep -E '^(FAIL|ERROR|XPASS):|\*\*\*|error:|Error [0-9]|ERROR: files left' _build/distcheck.out | head -n 20 |
+    tee -a .run-tests-failures || true
+  # The cause inside the distcheck tree: its failed tests' own logs.
+  for log in _build/pam_smartcard-*/_build/sub/tests/unit/unit_tests.log \
+             _build/pam_smartcard-*/_build/sub/tests/integration/run-integration.sh.log; do
+    [ -f "$log" ] || continue
+    grep -q '^:test-result: PASS' "${log%.log}.trs" 2>/dev/null && continue
+    note "---- $log"
+    { grep -E '^\[  FAILED  \]|Failure$' -A6 "$log" | head -n 60 || tail -n 40 "$log"; } | tee -a .run-tests-failures || true
+  done
+  tail -n 25 _build/distcheck.out | tee -a .run-tests-failures || true
   failed=1
 fi
 
-echo "run-tests: $passed_total passed, $failed_total failed"
-if [ "$failed" != 0 ] || [ "$failed_total" != 0 ]; then
+stop_bystander
+
+# The summary: every suite, whether it ran, and its counts.
+echo "==> summary"
+ran=0 bad=0 notrun=0
+printf '    %-24s %-8s %7s %7s\n' suite result passed failed
+for row in "${SUITES[@]}"; do
+  IFS='|' read -r name state p f <<<"$row"
+  printf '    %-24s %-8s %7s %7s\n' "$name" "$state" "$p" "$f"
+  case $state in
+    passed) ran=$((ran + 1)) ;;
+    FAILED) ran=$((ran + 1)); bad=$((bad + 1)) ;;
+    *) notrun=$((notrun + 1)) ;;
+  esac
+done
+echo "run-tests: $passed_total tests passed, $failed_total failed; $ran suites ran ($bad failed), $notrun did not run"
+if [ "$failed" != 0 ] || [ "$failed_total" != 0 ] || [ "$bad" != 0 ] || [ "$notrun" != 0 ]; then
   # Repeat why at the very end, where a truncated CI log still shows it.
   if [ -s "$SC_TOP/.run-tests-failures" ]; then
     echo "==> what failed"

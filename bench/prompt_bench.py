@@ -277,9 +277,6 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--command", default="bench/run-prompt-bench.sh")
     a = ap.parse_args()
-    # The shipped example's pin_pattern, named here rather than taken from
-    # world.py's default (b9705dd's default keeps f-string braces doubled).
-    os.environ.setdefault("SC_CLIENTS_PIN_PATTERN", "^[0-9]{6,8}$")
     w = World(a.src, a.build, os.path.join(a.work, "world"))
     rows, failed = [], False
     try:

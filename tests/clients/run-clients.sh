@@ -20,5 +20,9 @@ for tool in sudo su login setpriv i3lock Xvfb xdotool pam-auth-update python3; d
   command -v "$tool" >/dev/null || { echo "run-clients: $tool is missing (scripts/deps.sh installs it)" >&2; exit 1; }
 done
 make -C "$build" -s tests/vcard/vpiv >/dev/null
+# One run at a time per build: each run starts from a fresh world directory.
+mkdir -p "$build/tests"
+exec 9>"$build/tests/clients-world.lock"
+flock -w 600 9 || { echo "run-clients: another run holds $build/tests/clients-world.lock" >&2; exit 1; }
 exec bash "$src/tests/private-ns.sh" /usr/bin/python3 "$src/tests/clients/clients.py" \
   --src "$src" --build "$build" --work "$build/tests/clients-world" "$@"

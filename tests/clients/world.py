@@ -30,6 +30,9 @@ import subprocess
 import time
 
 PIN = "123456"
+# The shipped example's pin_pattern for PIV cards (SC_CLIENTS_PIN_PATTERN overrides it,
+# e.g. empty to show what the tests catch without one).
+PIV_PIN_PATTERN = "^[0-9]{6,8}$"
 USERS = {  # name: (uid, password); the passwords are not PIN-shaped
     "alice": (2001, "Alice-42"),  # 8 characters: within a PIV PIN's length limits
     "bob": (2002, "Bob-pass-42"),
@@ -313,7 +316,7 @@ class World:
             f.write(f"""[global]
 pkcs11_module = {self.opensc}
 helper = {os.path.join(self.build, "sc-helper")}
-pin_pattern = {os.environ.get("SC_CLIENTS_PIN_PATTERN", "^[0-9]{{6,8}}$")}
+pin_pattern = {os.environ.get("SC_CLIENTS_PIN_PATTERN", PIV_PIN_PATTERN)}
 {extra}""")
         os.chmod("/etc/security/pam_smartcard.conf", 0o644)
 

@@ -2,7 +2,7 @@
 # build, the tests and the demo need, only those that are missing.
 SC_PACKAGES=(
   build-essential autoconf automake libtool pkg-config
-  libpam0g-dev libssl-dev libp11-kit-dev libpcsclite-dev libgtest-dev
+  libpam0g-dev libssl-dev libp11-kit-dev libpcsclite-dev libgtest-dev nlohmann-json3-dev
   p11-kit softhsm2 opensc opensc-pkcs11 gnutls-bin openssl
   libnss-wrapper libpam-wrapper pamtester mandoc
   clang libclang-rt-14-dev

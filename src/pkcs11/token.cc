@@ -214,6 +214,16 @@ CK_RV LoginUser(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE h, CK_UTF8CHAR* pin, CK_U
   return rv;
 }
 
+// What a slot whose token is not initialised (CKF_TOKEN_INITIALIZED clear)
+// is called in notes. SoftHSM always shows one such slot, for C_InitToken,
+// and p11-kit registers SoftHSM wherever it is installed: nothing on it can
+// sign, and C_OpenSession on it fails (CKR_TOKEN_NOT_RECOGNIZED), which is
+// no card's fault and must not read like one.
+constexpr char kEmptySlotText[] = "empty slot (not initialised)";
+
+// At most this many empty slots are named in the "no token" answer.
+constexpr std::size_t kEmptySlotsNamed = 3;
+
 // TokenFault: the first call on a token that failed, for the note and, when
 // no token gave an identity, for the reply.
 struct TokenFault {
@@ -238,9 +248,12 @@ struct Pkcs11::Impl {
   }
 
   // ListSlot adds the identities of the slot's token to reply, or, when a
-  // call on the token fails, none and returns the failure.
+  // call on the token fails, none and returns the failure. A token that is
+  // not initialised is no candidate: a note, its slot's name added to
+  // empty_slots, and no call beyond C_GetTokenInfo.
   std::optional<TokenFault> ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri,
-                                     const std::vector<std::string>& excluded_readers, core::ListReply& reply);
+                                     const std::vector<std::string>& excluded_readers, core::ListReply& reply,
+                                     std::vector<std::string>* empty_slots);
   core::SignReply Sign(const core::SignRequest& request);
   core::PinReply Pin(const core::PinRequest& request);
 };
@@ -291,6 +304,7 @@ void Pkcs11::List(const std::string& token_uri, const std::vector<std::string>& 
   // A module or token that fails is skipped (a note); the others still
   // count. When none gives an identity, the first failure is the answer.
   std::optional<TokenFault> first_fault;
+  std::vector<std::string> empty_slots;
   auto skip = [&](TokenFault fault) {
     reply.notes.push_back(fault.message);
     if (!first_fault) first_fault = std::move(fault);
@@ -321,7 +335,9 @@ void Pkcs11::List(const std::string& token_uri, const std::vector<std::string>& 
       slots.resize(std::min<std::size_t>(count, slots.size()));
     }
     for (CK_SLOT_ID slot : slots) {
-      if (auto fault = impl_->ListSlot(f, slot, uri.get(), excluded_readers, reply)) skip(std::move(*fault));
+      if (auto fault = impl_->ListSlot(f, slot, uri.get(), excluded_readers, reply, &empty_slots)) {
+        skip(std::move(*fault));
+      }
     }
   }
   if (reply.identities.empty() && reply.result == HelperResult::kOk) {
@@ -331,13 +347,21 @@ void Pkcs11::List(const std::string& token_uri, const std::vector<std::string>& 
     } else {
       reply.result = HelperResult::kNoToken;
       reply.message = "no certificate with a key ID on any present token";
+      // Say what was there, so that "no token" beside an empty slot (SoftHSM
+      // installed, no card) does not look like a card that failed to read.
+      for (std::size_t i = 0; i < empty_slots.size() && i < kEmptySlotsNamed; ++i) {
+        reply.message += "; " + empty_slots[i] + ": " + kEmptySlotText;
+      }
+      if (empty_slots.size() > kEmptySlotsNamed) {
+        reply.message += "; " + std::to_string(empty_slots.size() - kEmptySlotsNamed) + " more empty slots";
+      }
     }
   }
 }
 
 std::optional<TokenFault> Pkcs11::Impl::ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, P11KitUri* uri,
                                                  const std::vector<std::string>& excluded_readers,
-                                                 core::ListReply& reply) {
+                                                 core::ListReply& reply, std::vector<std::string>* empty_slots) {
   CK_SLOT_INFO slot_info;
   CK_TOKEN_INFO token;
   CK_RV rv = f->C_GetSlotInfo(slot, &slot_info);
@@ -353,6 +377,11 @@ std::optional<TokenFault> Pkcs11::Impl::ListSlot(CK_FUNCTION_LIST* f, CK_SLOT_ID
   if (rv != CKR_OK) return TokenFault{rv, slot_name + ": " + Err("C_GetTokenInfo", rv)};
   if (uri != nullptr && (!p11_kit_uri_match_slot_info(uri, &slot_info) ||
                          !p11_kit_uri_match_token_info(uri, &token))) {
+    return std::nullopt;
+  }
+  if ((token.flags & CKF_TOKEN_INITIALIZED) == 0) {
+    reply.notes.push_back(slot_name + ": " + kEmptySlotText);
+    empty_slots->push_back(slot_name);
     return std::nullopt;
   }
   std::string label = PaddedField(token.label);

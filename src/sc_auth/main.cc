@@ -38,11 +38,13 @@
 #include "core/secure_file.h"
 #include "core/strings.h"
 #include "crypto/trust.h"
+#include "sc_auth/json_output.h"
 
 namespace {
 
 using sc::core::Code;
 using sc::core::Status;
+using sc::sc_auth::Json;
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
@@ -100,30 +102,6 @@ class StderrLogger : public sc::core::Logger {
   }
 };
 
-std::string JsonString(std::string_view raw) {
-  // Valid UTF-8 without controls first: what a card holds may be neither.
-  std::string s = sc::core::SanitizeForDisplay(raw);
-  std::string out = "\"";
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", u);
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 struct Cli {
   std::string config_path = sc::core::kDefaultConfigPath;
   std::string service;
@@ -148,7 +126,15 @@ void Usage(std::ostream& out) {
          "  watch [--on-insert CMD] [--on-remove CMD]\n"
          "                                     follow card insertion and removal\n"
          "  verifypin [-h HASH]                check the card's PIN\n"
-         "  changepin [-h HASH]                change the card's PIN (current, new, new again)\n";
+         "  changepin [-h HASH]                change the card's PIN (current, new, new again)\n"
+         "--json is for identities, list, status, explain and watch (schema in sc_auth(8))\n";
+}
+
+// PrintJson prints a command's whole JSON answer on standard output, built
+// before anything is printed: a command that fails halfway prints nothing
+// there (its error goes to standard error), never half an array.
+void PrintJson(Json value) {
+  std::cout << sc::sc_auth::SafeDump(std::move(value), 2) << "\n";
 }
 
 // Machinery: what a command that touches the card needs: the one deadline
@@ -330,20 +316,16 @@ int CmdList(const Cli& cli, const sc::core::Options& options) {
   if (!file.ok()) return Report(file.status());
   auto it = cli.opts.find('u');
   std::string only = it == cli.opts.end() ? "" : it->second;
-  bool first = true;
-  if (cli.json) std::cout << "[";
+  Json out = Json::array();
   for (const sc::core::Pairing& p : file->pairings) {
     if (!only.empty() && p.user != only) continue;
     if (cli.json) {
-      std::cout << (first ? "" : ",") << "\n  {\"user\": " << JsonString(p.user)
-                << ", \"key\": " << JsonString(p.key_hash) << ", \"paired_at\": "
-                << JsonString(p.paired_at) << ", \"label\": " << JsonString(p.label) << "}";
+      out.push_back({{"user", p.user}, {"key", p.key_hash}, {"paired_at", p.paired_at}, {"label", p.label}});
     } else {
       std::cout << p.user << "\t" << p.key_hash << "\t" << p.paired_at << "\t" << p.label << "\n";
     }
-    first = false;
   }
-  if (cli.json) std::cout << (first ? "]\n" : "\n]\n");
+  if (cli.json) PrintJson(std::move(out));
   return kExitOk;
 }
 
@@ -361,8 +343,7 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
   if (!session.ok()) return Report(session.status());
   auto mapper = sc::auth::Mapper::Create(options, trust.get(), *file, log, &machinery.network);
   if (!mapper.ok()) return Report(mapper.status());
-  bool first = true;
-  if (cli.json) std::cout << "[";
+  Json out = Json::array();
   for (const auto& id : (*session)->identities()) {
     auto users = sc::core::UsersForKey(*file, id.cert.spki_sha256());
     std::string paired;
@@ -372,28 +353,30 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     std::string mapped;
     for (const auto& u : mapping.users) mapped += (mapped.empty() ? "" : ",") + u;
     std::string trust_text = "not checked (check_certificate_trust=none)";
+    Json trusted = nullptr;  // not checked
     if (trust) {
       // With rules the mapper judged the certificate with this same store.
       sc::crypto::TrustVerdict verdict =
           mapping.verdict ? *mapping.verdict : trust->Evaluate(id.cert, std::time(nullptr), &machinery.fetch);
       trust_text = verdict.summary;
       for (const std::string& w : verdict.warnings) trust_text += "; warning: " + w;
+      trusted = verdict.trusted;
     }
     if (cli.json) {
-      std::cout << (first ? "" : ",") << "\n  {\"reader\": " << JsonString(id.token.slot_description)
-                << ", \"token\": " << JsonString(id.token.token_label)
-                << ", \"serial\": " << JsonString(id.token.token_serial)
-                << ", \"key_type\": " << JsonString(id.cert.key_info().Describe())
-                << ", \"subject\": " << JsonString(id.cert.Subject())
-                << ", \"issuer\": " << JsonString(id.cert.Issuer())
-                << ", \"not_before\": " << JsonString(id.cert.NotBefore())
-                << ", \"not_after\": " << JsonString(id.cert.NotAfter())
-                << ", \"key\": " << JsonString(id.cert.spki_sha256())
-                << ", \"trust\": " << JsonString(trust_text) << ", \"paired_with\": [";
-      for (std::size_t i = 0; i < users.size(); ++i) std::cout << (i ? ", " : "") << JsonString(users[i]);
-      std::cout << "], \"maps_to\": [";
-      for (std::size_t i = 0; i < mapping.users.size(); ++i) std::cout << (i ? ", " : "") << JsonString(mapping.users[i]);
-      std::cout << "], \"mapping\": " << JsonString(mapping.how) << "}";
+      out.push_back({{"reader", id.token.slot_description},
+                     {"token", id.token.token_label},
+                     {"serial", id.token.token_serial},
+                     {"key_type", id.cert.key_info().Describe()},
+                     {"subject", id.cert.Subject()},
+                     {"issuer", id.cert.Issuer()},
+                     {"not_before", id.cert.NotBefore()},
+                     {"not_after", id.cert.NotAfter()},
+                     {"key", id.cert.spki_sha256()},
+                     {"trust", trust_text},
+                     {"trusted", trusted},
+                     {"paired_with", users},
+                     {"maps_to", mapping.users},
+                     {"mapping", mapping.how}});
     } else {
       std::cout << "reader:    " << id.token.slot_description << "\n"
                 << "token:     " << id.token.token_label << " (serial " << id.token.token_serial << ")\n"
@@ -406,9 +389,8 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
                 << "paired:    " << (paired.empty() ? "(nobody)" : paired) << "\n"
                 << "maps to:   " << (mapped.empty() ? "(nobody)" : mapped + " by " + mapping.how) << "\n\n";
     }
-    first = false;
   }
-  if (cli.json) std::cout << "\n]\n";
+  if (cli.json) PrintJson(std::move(out));
   return kExitOk;
 }
 
@@ -633,30 +615,26 @@ int CmdPin(const Cli& cli, const sc::core::Options& options, sc::core::Logger& l
 int CmdStatus(const Cli& cli, const sc::core::Options& options) {
   auto readers = sc::pcsc::ListReaderStates(options.reader);
   if (!readers.ok()) return Report(readers.status());
-  if (cli.json) std::cout << "[";
-  bool first = true;
+  Json out = Json::array();
   for (const auto& r : *readers) {
     std::string state = r.present ? (r.mute ? "card (mute)" : "card present") : "empty";
     if (cli.json) {
-      std::cout << (first ? "" : ",") << "\n  {\"reader\": " << JsonString(r.name)
-                << ", \"state\": " << JsonString(state) << ", \"atr\": " << JsonString(HexBytes(r.atr));
+      Json reader = {{"reader", r.name}, {"state", state}, {"atr", HexBytes(r.atr)}};
       if (!r.atr.empty()) {
         auto info = sc::core::DecodeAtr(r.atr);
-        std::cout << ", \"atr_valid\": " << (info.valid ? "true" : "false") << ", \"protocols\": [";
-        for (std::size_t i = 0; i < info.protocols.size(); ++i) std::cout << (i ? ", " : "") << info.protocols[i];
-        std::cout << "], \"historical\": " << JsonString(HexBytes(info.historical)) << ", \"fields\": [";
-        for (std::size_t i = 0; i < info.fields.size(); ++i) {
-          const auto& f = info.fields[i];
+        Json fields = Json::array();
+        for (const auto& f : info.fields) {
           char hex[4];
           std::snprintf(hex, sizeof hex, "%02X", f.value);
-          std::cout << (i ? ", " : "") << "{\"name\": " << JsonString(f.name) << ", \"value\": \"" << hex
-                    << "\", \"meaning\": " << JsonString(f.meaning) << "}";
+          fields.push_back({{"name", f.name}, {"value", hex}, {"meaning", f.meaning}});
         }
-        std::cout << "], \"problems\": [";
-        for (std::size_t i = 0; i < info.problems.size(); ++i) std::cout << (i ? ", " : "") << JsonString(info.problems[i]);
-        std::cout << "]";
+        reader["atr_valid"] = info.valid;
+        reader["protocols"] = info.protocols;
+        reader["historical"] = HexBytes(info.historical);
+        reader["fields"] = std::move(fields);
+        reader["problems"] = info.problems;
       }
-      std::cout << "}";
+      out.push_back(std::move(reader));
     } else {
       std::cout << "reader: " << r.name << "\n  state: " << state << "\n";
       if (!r.atr.empty()) {
@@ -664,9 +642,8 @@ int CmdStatus(const Cli& cli, const sc::core::Options& options) {
       }
       std::cout << "\n";
     }
-    first = false;
   }
-  if (cli.json) std::cout << (first ? "]\n" : "\n]\n");
+  if (cli.json) PrintJson(std::move(out));
   if (readers->empty() && !cli.json) std::cout << "no reader" << (options.reader == "*" ? "" : " matching " + options.reader) << "\n";
   return kExitOk;
 }
@@ -710,9 +687,9 @@ int CmdWatch(const Cli& cli, const sc::core::Options& options) {
   sigaction(SIGTERM, &sa, nullptr);
   auto print = [&](const std::string& event, const std::string& reader, const std::string& atr) {
     if (cli.json) {
-      std::cout << "{\"event\": " << JsonString(event) << ", \"reader\": " << JsonString(reader)
-                << ", \"atr\": " << JsonString(atr) << ", \"time\": "
-                << JsonString(sc::core::FormatTimestamp(std::time(nullptr))) << "}" << std::endl;
+      Json line = {{"event", event}, {"reader", reader}, {"atr", atr},
+                   {"time", sc::core::FormatTimestamp(std::time(nullptr))}};
+      std::cout << sc::sc_auth::SafeDump(std::move(line), -1) << std::endl;
     } else {
       std::cout << event << "\t" << reader << (atr.empty() ? "" : "\t" + atr) << std::endl;
     }
@@ -736,12 +713,9 @@ struct Explanation {
   void Add(const std::string& step, const std::string& detail) { steps.emplace_back(step, detail); }
   int Print(bool json) const {
     if (json) {
-      std::cout << "{\"steps\": [";
-      for (std::size_t i = 0; i < steps.size(); ++i) {
-        std::cout << (i ? "," : "") << "\n  {\"step\": " << JsonString(steps[i].first)
-                  << ", \"detail\": " << JsonString(steps[i].second) << "}";
-      }
-      std::cout << "\n], \"result\": " << JsonString(result) << ", \"reason\": " << JsonString(reason) << "}\n";
+      Json list = Json::array();
+      for (const auto& [step, detail] : steps) list.push_back({{"step", step}, {"detail", detail}});
+      PrintJson({{"steps", std::move(list)}, {"result", result}, {"reason", reason}});
     } else {
       for (const auto& [step, detail] : steps) std::cout << step << ": " << detail << "\n";
       std::cout << "result: " << result << (reason.empty() ? "" : " (" + reason + ")") << "\n";
@@ -923,6 +897,12 @@ int Main(int argc, char** argv) {
   if (cli.command.empty()) {
     Usage(std::cerr);
     return kExitUsage;
+  }
+  if (cli.json && (cli.command == "pair" || cli.command == "unpair" || cli.command == "verifypin" ||
+                   cli.command == "changepin")) {
+    // A script that asked for JSON must not get a line of text it takes for
+    // JSON: these commands have none, so the request is refused.
+    return Report(Status(Code::kUsage, "--json: " + cli.command + " has no JSON output"));
   }
   sc::core::ModuleArgs args;
   args.config_path = cli.config_path;

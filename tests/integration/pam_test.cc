@@ -31,11 +31,14 @@
 #include <map>
 #include <optional>
 #include <mutex>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
@@ -928,6 +931,179 @@ int RunScAuth(const std::string& args, const std::string& stdin_text, std::strin
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// --- sc_auth --json: parsed back with nlohmann::json, checked against the
+// keys and types sc_auth(8) documents ---------------------------------------------
+
+using Json = nlohmann::json;
+
+// RunScAuthJson runs `sc_auth --json ARGS` (standard input /dev/null) and
+// parses its standard output into doc; nlohmann's parser refuses bad syntax
+// and invalid UTF-8, and that is a test failure (doc is then null). raw gets
+// standard output as printed, err standard error. Returns the exit status.
+int RunScAuthJson(const std::string& args, Json* doc, std::string* raw = nullptr, std::string* err = nullptr) {
+  std::string err_path = g_build + "/tests/work/sc_auth-json.stderr";
+  std::string cmd = g_build + "/sc_auth --json " + args + " </dev/null 2>" + err_path;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  std::string out;
+  char buf[512];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  if (raw) *raw = out;
+  if (err) *err = ReadFile(err_path);
+  *doc = nullptr;
+  if (!out.empty()) {
+    try {
+      *doc = Json::parse(out);
+    } catch (const Json::exception& e) {
+      ADD_FAILURE() << "sc_auth --json " << args << ": not JSON: " << e.what() << "\n" << out;
+    }
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// UnsafeCodePoint: the first code point of s that a terminal acts upon or
+// that reorders text (what core::SanitizeForDisplay escapes: C0, DEL, C1,
+// the bidi controls, U+2028/9) as "U+XXXX", "bytes" for invalid UTF-8, ""
+// when there is none. allow_newline: the layout of pretty-printed JSON.
+std::string UnsafeCodePoint(const std::string& s, bool allow_newline = false) {
+  for (std::size_t i = 0; i < s.size();) {
+    std::uint32_t cp = 0;
+    std::size_t len = sc::core::Utf8Sequence(std::string_view(s).substr(i), &cp);
+    if (len == 0) return "bytes that are not UTF-8";
+    bool unsafe = cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+                  (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+    if (unsafe && !(allow_newline && cp == '\n')) {
+      char name[16];
+      snprintf(name, sizeof name, "U+%04X", cp);
+      return name;
+    }
+    i += len;
+  }
+  return "";
+}
+
+// ExpectNoUnsafeStrings: no key and no string value of a parsed document
+// holds what UnsafeCodePoint finds (JSON escapes such as \u001b included:
+// the parser turned them back into the characters).
+void ExpectNoUnsafeStrings(const Json& value) {
+  if (value.is_string()) {
+    EXPECT_EQ(UnsafeCodePoint(value.get<std::string>()), "") << value;
+  } else if (value.is_object()) {
+    for (const auto& [key, item] : value.items()) {
+      EXPECT_EQ(UnsafeCodePoint(key), "") << key;
+      ExpectNoUnsafeStrings(item);
+    }
+  } else if (value.is_array()) {
+    for (const Json& item : value) ExpectNoUnsafeStrings(item);
+  }
+}
+
+// Get: obj[key], or null when obj is no object or lacks key (the const
+// operator[] of nlohmann::json must not be asked for a missing key).
+const Json& Get(const Json& obj, const std::string& key) {
+  static const Json kNull;
+  if (!obj.is_object()) return kNull;
+  auto it = obj.find(key);
+  return it == obj.end() ? kNull : *it;
+}
+
+// ExpectKeys: value is an object with exactly these keys.
+void ExpectKeys(const Json& value, const std::set<std::string>& keys) {
+  ASSERT_TRUE(value.is_object()) << value;
+  std::set<std::string> seen;
+  for (const auto& [key, item] : value.items()) seen.insert(key);
+  EXPECT_EQ(seen, keys) << value;
+}
+
+void ExpectStrings(const Json& value, std::initializer_list<const char*> keys) {
+  for (const char* key : keys) EXPECT_TRUE(Get(value, key).is_string()) << key << " in " << value;
+}
+
+void ExpectStringArray(const Json& value) {
+  ASSERT_TRUE(value.is_array()) << value;
+  for (const Json& item : value) EXPECT_TRUE(item.is_string()) << value;
+}
+
+bool Matches(const Json& value, const char* pattern) {
+  return value.is_string() && std::regex_match(value.get<std::string>(), std::regex(pattern));
+}
+
+// The shapes of sc_auth(8), JSON OUTPUT.
+void ExpectIdentityShape(const Json& id) {
+  ExpectKeys(id, {"reader", "token", "serial", "key_type", "subject", "issuer", "not_before", "not_after", "key",
+                  "trust", "trusted", "paired_with", "maps_to", "mapping"});
+  ExpectStrings(id, {"reader", "token", "serial", "key_type", "subject", "issuer", "not_before", "not_after", "key",
+                     "trust", "mapping"});
+  EXPECT_TRUE(Get(id, "trusted").is_boolean() || Get(id, "trusted").is_null()) << id;
+  ExpectStringArray(Get(id, "paired_with"));
+  ExpectStringArray(Get(id, "maps_to"));
+  EXPECT_TRUE(Matches(Get(id, "key"), "sha256:[0-9a-f]{64}")) << id;
+  EXPECT_TRUE(Matches(Get(id, "not_before"), "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} UTC")) << id;
+  EXPECT_TRUE(Matches(Get(id, "not_after"), "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} UTC")) << id;
+  EXPECT_TRUE(Matches(Get(id, "mapping"), "|pairing|rule\\(.+\\)")) << id;
+  EXPECT_EQ(Get(id, "maps_to").empty(), Get(id, "mapping") == "") << id;
+}
+
+void ExpectPairingShape(const Json& pairing) {
+  ExpectKeys(pairing, {"user", "key", "paired_at", "label"});
+  ExpectStrings(pairing, {"user", "key", "paired_at", "label"});
+  EXPECT_TRUE(Matches(Get(pairing, "key"), "sha256:[0-9a-f]{64}")) << pairing;
+}
+
+void ExpectExplanationShape(const Json& explanation) {
+  ExpectKeys(explanation, {"steps", "result", "reason"});
+  ExpectStrings(explanation, {"result", "reason"});
+  EXPECT_TRUE(Matches(Get(explanation, "result"), "PAM_[A-Z_]+")) << explanation;
+  ASSERT_TRUE(Get(explanation, "steps").is_array()) << explanation;
+  ASSERT_FALSE(Get(explanation, "steps").empty()) << explanation;
+  EXPECT_EQ(Get(Get(explanation, "steps")[0], "step"), "config") << explanation;
+  for (const Json& step : Get(explanation, "steps")) {
+    ExpectKeys(step, {"step", "detail"});
+    ExpectStrings(step, {"step", "detail"});
+  }
+}
+
+void ExpectReaderShape(const Json& reader) {
+  ASSERT_TRUE(reader.is_object()) << reader;
+  ExpectStrings(reader, {"reader", "state", "atr"});
+  EXPECT_TRUE(Matches(Get(reader, "state"), "empty|card present|card \\(mute\\)")) << reader;
+  if (Get(reader, "atr") == "") {
+    ExpectKeys(reader, {"reader", "state", "atr"});
+    return;
+  }
+  ExpectKeys(reader, {"reader", "state", "atr", "atr_valid", "protocols", "historical", "fields", "problems"});
+  EXPECT_TRUE(Matches(Get(reader, "atr"), "[0-9A-F]{2}( [0-9A-F]{2})*")) << reader;
+  EXPECT_TRUE(Get(reader, "atr_valid").is_boolean()) << reader;
+  ASSERT_TRUE(Get(reader, "protocols").is_array()) << reader;
+  for (const Json& t : Get(reader, "protocols")) EXPECT_TRUE(t.is_number_integer()) << reader;
+  EXPECT_TRUE(Matches(Get(reader, "historical"), "|[0-9A-F]{2}( [0-9A-F]{2})*")) << reader;
+  ASSERT_TRUE(Get(reader, "fields").is_array()) << reader;
+  for (const Json& field : Get(reader, "fields")) {
+    ExpectKeys(field, {"name", "value", "meaning"});
+    ExpectStrings(field, {"name", "value", "meaning"});
+    EXPECT_TRUE(Matches(Get(field, "value"), "[0-9A-F]{2}")) << field;
+  }
+  ExpectStringArray(Get(reader, "problems"));
+}
+
+void ExpectWatchEventShape(const Json& event) {
+  ExpectKeys(event, {"event", "reader", "atr", "time"});
+  ExpectStrings(event, {"event", "reader", "atr", "time"});
+  EXPECT_TRUE(Matches(Get(event, "event"), "insert|remove|note")) << event;
+  EXPECT_TRUE(Matches(Get(event, "time"), "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")) << event;
+}
+
+// StepDetails: the details of an explanation's steps named step.
+std::vector<std::string> StepDetails(const Json& explanation, const std::string& step) {
+  std::vector<std::string> details;
+  for (const Json& s : Get(explanation, "steps")) {
+    if (Get(s, "step") == step && Get(s, "detail").is_string()) details.push_back(Get(s, "detail").get<std::string>());
+  }
+  return details;
+}
+
 TEST_F(PamTest, ScAuthVerifyPin) {
   Setup(SoftHsmConfig("ALICE_RSA_CONF"));
   std::string out;
@@ -1013,11 +1189,13 @@ TEST_F(PamTest, ScAuthOneCardPerUser) {
 TEST_F(PamTest, ScAuthIdentitiesShowsPairing) {
   Setup(SoftHsmConfig("ALICE_RSA_CONF"));
   Pair("alice", "ALICE_RSA_SPKI");
+  Json ids;
   std::string out;
-  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --json identities", "", &out), 0) << out;
-  EXPECT_NE(out.find(Fx("ALICE_RSA_SPKI")), std::string::npos) << out;
-  EXPECT_NE(out.find("\"paired_with\": [\"alice\"]"), std::string::npos) << out;
-  EXPECT_NE(out.find("RSA-2048"), std::string::npos) << out;
+  ASSERT_EQ(RunScAuthJson("--config " + config_.string() + " identities", &ids, &out), 0) << out;
+  ASSERT_TRUE(ids.is_array() && ids.size() == 1) << out;
+  EXPECT_EQ(ids[0]["key"], Fx("ALICE_RSA_SPKI")) << out;
+  EXPECT_EQ(ids[0]["paired_with"], Json({"alice"})) << out;
+  EXPECT_EQ(ids[0]["key_type"], "RSA-2048") << out;
 }
 
 TEST_F(PamTest, ScAuthUsageErrorsExitTwo) {
@@ -1732,9 +1910,12 @@ TEST_F(RuleTest, CommonNameMapsToTheLocalUser) {
   Configure("VALID", kCnRule);
   EXPECT_EQ(Login("valid"), PAM_SUCCESS);
   EXPECT_EQ(Login("alice"), PAM_AUTH_ERR);
+  Json ids;
   std::string out;
-  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --json identities", "", &out), 0) << out;
-  EXPECT_NE(out.find("\"maps_to\": [\"valid\"], \"mapping\": \"rule(cn)\""), std::string::npos) << out;
+  ASSERT_EQ(RunScAuthJson("--config " + config_.string() + " identities", &ids, &out), 0) << out;
+  ASSERT_TRUE(ids.is_array() && ids.size() == 1) << out;
+  EXPECT_EQ(ids[0]["maps_to"], Json({"valid"})) << out;
+  EXPECT_EQ(ids[0]["mapping"], "rule(cn)") << out;
 }
 
 TEST_F(RuleTest, NoAnchorsNoRuleEverMaps) {
@@ -1808,9 +1989,10 @@ TEST_F(RuleTest, ExplainShowsTheWholeDecision) {
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " explain -u valid --pin", "123456", &out), 0) << out;
   EXPECT_NE(out.find("proof of possession: signature over a fresh challenge verified"), std::string::npos) << out;
   EXPECT_NE(out.find("result: PAM_SUCCESS"), std::string::npos) << out;
-  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --json explain -u alice", "", &out), 0) << out;
-  EXPECT_NE(out.find("\"result\": \"PAM_AUTH_ERR\", \"reason\": \"the card maps to valid, not alice\""),
-            std::string::npos) << out;
+  Json explained;
+  EXPECT_EQ(RunScAuthJson("--config " + config_.string() + " explain -u alice", &explained, &out), 0) << out;
+  EXPECT_EQ(explained["result"], "PAM_AUTH_ERR") << out;
+  EXPECT_EQ(explained["reason"], "the card maps to valid, not alice") << out;
 }
 
 TEST_F(RuleTest, ExplainNamesTheTrustReason) {
@@ -2458,14 +2640,18 @@ TEST_F(PcscTest, ScAuthStatusDecodesTheAtr) {
 // WatchLines follows sc_auth watch's output.
 class WatchProcess {
  public:
-  explicit WatchProcess(const std::string& config) {
+  explicit WatchProcess(const std::string& config, bool json = false) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
       dup2(fds[1], 1);
       std::string tool = g_build + "/sc_auth";
-      execl(tool.c_str(), "sc_auth", "--config", config.c_str(), "watch", static_cast<char*>(nullptr));
+      if (json) {
+        execl(tool.c_str(), "sc_auth", "--json", "--config", config.c_str(), "watch", static_cast<char*>(nullptr));
+      } else {
+        execl(tool.c_str(), "sc_auth", "--config", config.c_str(), "watch", static_cast<char*>(nullptr));
+      }
       _exit(127);
     }
     close(fds[1]);
@@ -2500,6 +2686,7 @@ class WatchProcess {
       buffer_.append(buf, static_cast<std::size_t>(n));
     }
   }
+  const std::vector<std::string>& lines() const { return lines_; }
   std::string Seen() const {
     std::string all;
     for (const auto& l : lines_) all += l + "\n";
@@ -3236,6 +3423,284 @@ TEST_F(FaultTest, HundredsOfKeylessCertificatesLeaveTheGoodIdentityUsable) {
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " --debug identities", "", &out), 0) << out;
   EXPECT_NE(out.find(Fx("ALICE_RSA_SPKI")), std::string::npos) << out;
   EXPECT_NE(out.find("more notes"), std::string::npos) << out;
+}
+
+// --- sc_auth --json, parsed back; empty slots -----------------------------------
+
+// Every command with JSON output, on a SoftHSM card (alice's token and the
+// empty slot SoftHSM always shows): the documented keys and types, and the
+// values the text output shows.
+TEST_F(PamTest, ScAuthJsonOfEveryCommandParsesWithTheDocumentedKeys) {
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  Pair("bob", "BOB_EC_SPKI");
+  const std::string config = "--config " + config_.string();
+  Json doc;
+  std::string out;
+
+  ASSERT_EQ(RunScAuthJson(config + " identities", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << out;
+  ExpectIdentityShape(doc[0]);
+  EXPECT_EQ(doc[0]["token"], "alice-rsa");
+  EXPECT_TRUE(Matches(doc[0]["reader"], "SoftHSM slot ID 0x[0-9a-f]+")) << out;
+  EXPECT_EQ(doc[0]["key"], Fx("ALICE_RSA_SPKI"));
+  EXPECT_EQ(doc[0]["key_type"], "RSA-2048");
+  EXPECT_EQ(doc[0]["subject"], "CN=alice,O=pam_smartcard tests");
+  EXPECT_EQ(doc[0]["trust"], "not checked (check_certificate_trust=none)");
+  EXPECT_TRUE(doc[0]["trusted"].is_null()) << out;
+  EXPECT_EQ(doc[0]["paired_with"], Json({"alice"}));
+  EXPECT_EQ(doc[0]["maps_to"], Json({"alice"}));
+  EXPECT_EQ(doc[0]["mapping"], "pairing");
+
+  ASSERT_EQ(RunScAuthJson(config + " list", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array() && doc.size() == 2) << out;
+  for (const Json& pairing : doc) ExpectPairingShape(pairing);
+  EXPECT_EQ(doc[0], Json({{"user", "alice"}, {"key", Fx("ALICE_RSA_SPKI")}, {"paired_at", "2026-11-28T12:00:00Z"},
+                          {"label", "test card"}}));
+  EXPECT_EQ(doc[1]["user"], "bob");
+  ASSERT_EQ(RunScAuthJson(config + " list -u bob", &doc, &out), 0) << out;
+  EXPECT_EQ(doc.size(), 1u) << out;
+  ASSERT_EQ(RunScAuthJson(config + " list -u carol", &doc, &out), 0) << out;
+  EXPECT_EQ(doc, Json::array()) << out;
+
+  ASSERT_EQ(RunScAuthJson(config + " explain -u alice", &doc, &out), 0) << out;
+  ExpectExplanationShape(doc);
+  EXPECT_EQ(doc["result"], "PAM_SUCCESS") << out;
+  EXPECT_EQ(doc["reason"], "if the PIN is right (not checked: use --pin)") << out;
+  EXPECT_FALSE(StepDetails(doc, "identity 1").empty()) << out;
+  ASSERT_EQ(RunScAuthJson(config + " explain -u bob", &doc, &out), 0) << out;
+  ExpectExplanationShape(doc);
+  EXPECT_EQ(doc["result"], "PAM_AUTH_ERR") << out;
+  ASSERT_EQ(RunScAuthJson(config + " explain -u nosuchuser", &doc, &out), 0) << out;
+  ExpectExplanationShape(doc);
+  EXPECT_EQ(doc["result"], "PAM_USER_UNKNOWN") << out;
+
+  // The commands without a JSON form refuse --json (usage, status 2) before
+  // anything else: no text for a script to take for JSON.
+  for (const char* command : {"pair -u alice", "unpair -u alice", "verifypin", "changepin"}) {
+    std::string err;
+    EXPECT_EQ(RunScAuthJson(config + " " + command, &doc, &out, &err), 2) << command;
+    EXPECT_EQ(out, "") << command;
+    EXPECT_NE(err.find("has no JSON output"), std::string::npos) << err;
+  }
+  EXPECT_EQ(ReadFile(pairings_).find("bob"), ReadFile(pairings_).rfind("bob")) << "unpair did not run";
+  EXPECT_NE(ReadFile(pairings_).find("alice"), std::string::npos) << "unpair did not run";
+
+  // A command that fails prints no JSON at all, only its error.
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "token = pkcs11:token=no-such-token\n"));
+  std::string err;
+  EXPECT_EQ(RunScAuthJson(config + " identities", &doc, &out, &err), 1) << out;
+  EXPECT_EQ(out, "");
+  EXPECT_NE(err.find("sc_auth: no token"), std::string::npos) << err;
+}
+
+// trusted follows the trust verdict: true, false with the reason in trust,
+// null when check_certificate_trust = none.
+TEST_F(RuleTest, ScAuthJsonTrustedFollowsTheVerdict) {
+  Json doc;
+  std::string out;
+  Configure("VALID", "", /*anchors=*/true, "check_certificate_trust = chain\n");
+  ASSERT_EQ(RunScAuthJson("--config " + config_.string() + " identities", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << out;
+  ExpectIdentityShape(doc[0]);
+  EXPECT_EQ(doc[0]["trusted"], true) << out;
+  EXPECT_EQ(doc[0]["trust"], "trusted (chain)") << out;
+  Configure("EXPIRED", "", /*anchors=*/true, "check_certificate_trust = chain\n");
+  ASSERT_EQ(RunScAuthJson("--config " + config_.string() + " identities", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << out;
+  ExpectIdentityShape(doc[0]);
+  EXPECT_EQ(doc[0]["trusted"], false) << out;
+  EXPECT_TRUE(Matches(doc[0]["trust"], "certificate expired on .*")) << out;
+  Configure("VALID", "");
+  ASSERT_EQ(RunScAuthJson("--config " + config_.string() + " identities", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << out;
+  EXPECT_TRUE(doc[0]["trusted"].is_null()) << out;
+}
+
+// The virtual PIV card in the private pcscd, through OpenSC: status (with
+// the card and without), identities, explain and watch's events.
+TEST_F(PcscTest, ScAuthJsonOnThePivCard) {
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  const std::string config = "--config " + config_.string();
+  Json doc;
+  std::string out;
+
+  ASSERT_EQ(RunScAuthJson(config + " status", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array() && !doc.empty()) << out;
+  for (const Json& reader : doc) ExpectReaderShape(reader);
+  EXPECT_EQ(doc[0]["reader"], "Virtual PCD 00 00") << out;
+  EXPECT_EQ(doc[0]["state"], "card present") << out;
+  EXPECT_EQ(doc[0]["atr"], "3B 8C 80 01 80 73 C0 21 C0 56 76 50 49 56 30 31 B1") << out;
+  EXPECT_EQ(doc[0]["atr_valid"], true) << out;
+  EXPECT_EQ(doc[0]["protocols"], Json({0, 1})) << out;
+  EXPECT_EQ(doc[0]["historical"], "80 73 C0 21 C0 56 76 50 49 56 30 31") << out;
+  EXPECT_EQ(doc[0]["fields"][0], Json({{"name", "TS"}, {"value", "3B"}, {"meaning", "direct convention"}})) << out;
+  EXPECT_EQ(doc[0]["problems"], Json::array()) << out;
+
+  ASSERT_EQ(RunScAuthJson(config + " identities", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << out;
+  ExpectIdentityShape(doc[0]);
+  EXPECT_EQ(doc[0]["key"], Fx("ALICE_RSA_SPKI")) << out;
+  EXPECT_EQ(doc[0]["maps_to"], Json({"alice"})) << out;
+
+  ASSERT_EQ(RunScAuthJson(config + " explain -u alice", &doc, &out), 0) << out;
+  ExpectExplanationShape(doc);
+  EXPECT_EQ(doc["result"], "PAM_SUCCESS") << out;
+
+  {
+    WatchProcess watch(config_.string(), /*json=*/true);
+    ASSERT_TRUE(watch.WaitFor("{\"event\":\"insert\",\"reader\":\"Virtual PCD 00 00\"", 5000)) << watch.Seen();
+    ASSERT_EQ(Lab("remove", &out), 0) << out;
+    ASSERT_TRUE(watch.WaitFor("{\"event\":\"remove\",\"reader\":\"Virtual PCD 00 00\"", 5000)) << watch.Seen();
+    bool inserted = false, removed = false;
+    for (const std::string& line : watch.lines()) {
+      Json event;
+      ASSERT_NO_THROW(event = Json::parse(line)) << line;
+      ExpectWatchEventShape(event);
+      if (event["event"] == "insert") {
+        inserted = true;
+        EXPECT_EQ(event["atr"], "3B 8C 80 01 80 73 C0 21 C0 56 76 50 49 56 30 31 B1") << line;
+      }
+      if (event["event"] == "remove") {
+        removed = true;
+        EXPECT_EQ(event["atr"], "") << line;
+      }
+    }
+    EXPECT_TRUE(inserted && removed) << watch.Seen();
+  }
+
+  ASSERT_EQ(RunScAuthJson(config + " status", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array() && !doc.empty()) << out;
+  ExpectReaderShape(doc[0]);
+  EXPECT_EQ(doc[0], Json({{"reader", "Virtual PCD 00 00"}, {"state", "empty"}, {"atr", ""}})) << out;
+}
+
+// A hostile card: token labels with C1 controls (CSI, OSC), a right-to-left
+// override and bytes that are not UTF-8 through the real helper and the
+// mock module; ESC, BEL and newlines too through a lying helper; a pairings
+// label likewise. Every JSON output still parses (valid UTF-8 included) and
+// no string in it carries a control character or a bidi override.
+TEST_F(PamTest, ScAuthJsonFromAHostileCardParsesAndCarriesNoControlCharacters) {
+  const std::string config = "--config " + config_.string();
+  Json doc;
+  std::string out;
+  auto expect_clean = [&](const std::string& what) {
+    EXPECT_EQ(UnsafeCodePoint(out, /*allow_newline=*/true), "") << what << ":\n" << out;
+    ExpectNoUnsafeStrings(doc);
+  };
+
+  Setup(MockConfig("alice-rsa", "MOCK_P11_LABEL=Card\xc2\x9b" "31m\xc2\x9d" "0;x\xe2\x80\xae" "nimda\xff\xfe"));
+  Pair("alice", "ALICE_RSA_SPKI");
+  ASSERT_EQ(RunScAuthJson(config + " identities", &doc, &out), 0) << out;
+  expect_clean("identities (mock)");
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << out;
+  ExpectIdentityShape(doc[0]);
+  EXPECT_EQ(doc[0]["token"], "Card\\x9b31m\\x9d0;x\\u202enimda\\xff\\xfe") << out;
+  ASSERT_EQ(RunScAuthJson(config + " explain -u alice", &doc, &out), 0) << out;
+  expect_clean("explain (mock)");
+  ExpectExplanationShape(doc);
+  EXPECT_EQ(doc["result"], "PAM_SUCCESS") << out;
+
+  const std::string lying = "[global]\nhelper = " + g_build + "/tests/integration/lying_helper\npcsc_check = no\n"
+                            "timeout = 5\npairings_file = " + pairings_.string() + "\nmodule_env = ";
+  Setup(lying + "LYING_HELPER_MODE=identity LYING_HELPER_CERT=" + Fx("FIXTURES") + "/certs/alice-rsa.der\n");
+  ASSERT_EQ(RunScAuthJson(config + " identities", &doc, &out), 0) << out;
+  expect_clean("identities (lying helper)");
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << out;
+  ExpectIdentityShape(doc[0]);
+  EXPECT_EQ(doc[0]["token"],
+            "Card line1\\x0aforged: authentication succeeded: user=root\\x1b[2J\\x07 \\x9b31m "
+            "\\u202etoor \\xff\\xfe end")
+      << out;
+  ASSERT_EQ(RunScAuthJson(config + " explain -u alice", &doc, &out), 0) << out;
+  expect_clean("explain (lying helper)");
+  ExpectExplanationShape(doc);
+  EXPECT_FALSE(StepDetails(doc, "card").empty()) << out;  // the helper's nasty note
+
+  Setup(lying + "LYING_HELPER_MODE=escapes\n");
+  ASSERT_EQ(RunScAuthJson(config + " explain -u alice", &doc, &out), 0) << out;
+  expect_clean("explain (lying helper's failure)");
+  ExpectExplanationShape(doc);
+  EXPECT_EQ(doc["result"], "PAM_AUTHINFO_UNAVAIL") << out;
+  EXPECT_NE(doc["reason"].get<std::string>().find("\\x1b[2J\\x07"), std::string::npos) << out;
+
+  WriteFile(pairings_, "alice " + Fx("ALICE_RSA_SPKI") + " 2026-11-28T12:00:00Z Alice\xc2\x9b" "31m \xe2\x80\xae"
+                       "evil \xe2\x81\xa6" "x \xff\xfe end\n");
+  ASSERT_EQ(RunScAuthJson(config + " list", &doc, &out), 0) << out;
+  expect_clean("list");
+  ASSERT_TRUE(doc.is_array() && doc.size() == 1) << out;
+  ExpectPairingShape(doc[0]);
+  EXPECT_EQ(doc[0]["label"], "Alice\\x9b31m \\u202eevil \\u2066x \\xff\\xfe end") << out;
+}
+
+// SoftHSM always shows one slot whose token is not initialised; p11-kit
+// registers SoftHSM. sc_auth calls it an empty slot, not a failed
+// C_OpenSession, whether the module is named or comes through p11-kit; the
+// initialised token beside it is used as before.
+TEST_F(PamTest, UninitialisedSoftHsmSlotIsAnEmptySlotNotACardFault) {
+  const std::string config = "--config " + config_.string();
+  Json doc;
+  std::string out;
+  for (const std::string& module : {Fx("SOFTHSM_MODULE"), std::string("p11-kit")}) {
+    std::string text = SoftHsmConfig("ALICE_RSA_CONF");
+    text.replace(text.find(Fx("SOFTHSM_MODULE")), Fx("SOFTHSM_MODULE").size(), module);
+    Setup(text);
+    Pair("alice", "ALICE_RSA_SPKI");
+    EXPECT_EQ(RunScAuth(config + " explain -u alice", "", &out), 0) << out;
+    const std::regex empty_slot_line("\ncard: SoftHSM slot ID 0x[0-9a-f]+: empty slot \\(not initialised\\)\n");
+    EXPECT_TRUE(std::regex_search(out, empty_slot_line)) << module << ":\n" << out;
+    EXPECT_EQ(out.find("C_OpenSession"), std::string::npos) << module << ":\n" << out;
+    EXPECT_NE(out.find("result: PAM_SUCCESS"), std::string::npos) << module << ":\n" << out;
+    ASSERT_EQ(RunScAuthJson(config + " explain -u alice", &doc, &out), 0) << out;
+    std::vector<std::string> cards = StepDetails(doc, "card");
+    EXPECT_TRUE(std::any_of(cards.begin(), cards.end(), [](const std::string& d) {
+      return std::regex_match(d, std::regex("SoftHSM slot ID 0x[0-9a-f]+: empty slot \\(not initialised\\)"));
+    })) << module << ":\n" << out;
+    EXPECT_EQ(out.find("C_OpenSession"), std::string::npos) << module << ":\n" << out;
+    EXPECT_EQ(RunScAuth(config + " --debug identities", "", &out), 0) << out;
+    EXPECT_NE(out.find(": empty slot (not initialised)"), std::string::npos) << module << ":\n" << out;
+    EXPECT_EQ(out.find("C_OpenSession"), std::string::npos) << module << ":\n" << out;
+  }
+  // The module logs in with the initialised token. (Through p11-kit, OpenSC
+  // may show the lab's PIV card with alice's key too, and the user chooses.)
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+}
+
+// Only the empty slot (a SoftHSM configuration without a token): "no token",
+// naming the empty slot, in sc_auth and in the module's log; the module
+// answers PAM_AUTHINFO_UNAVAIL without a prompt, as for no card.
+TEST_F(PamTest, OnlyAnEmptySlotIsNoTokenAndNamesTheSlot) {
+  fs::path tokens = dir_ / "empty-tokens";
+  fs::create_directories(tokens);
+  GiveToHelperUser(tokens);
+  fs::path conf = dir_ / "softhsm2.conf";
+  WriteFile(conf, "directories.tokendir = " + tokens.string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
+  Setup("[global]\npkcs11_module = " + Fx("SOFTHSM_MODULE") + "\nmodule_env = SOFTHSM2_CONF=" + conf.string() +
+        "\npcsc_check = no\ntimeout = 10\nhelper = " + g_build + "/sc-helper\npairings_file = " +
+        pairings_.string() + "\n");
+  Pair("alice", "ALICE_RSA_SPKI");
+  const std::string config = "--config " + config_.string();
+  const std::regex no_token("no token: no certificate with a key ID on any present token; "
+                            "SoftHSM slot ID 0x[0-9a-f]+: empty slot \\(not initialised\\)");
+  std::string out;
+  EXPECT_EQ(RunScAuth(config + " identities", "", &out), 1) << out;
+  EXPECT_TRUE(std::regex_search(out, no_token)) << out;
+  EXPECT_EQ(out.find("C_OpenSession"), std::string::npos) << out;
+  Json doc;
+  ASSERT_EQ(RunScAuthJson(config + " explain -u alice", &doc, &out), 0) << out;
+  ExpectExplanationShape(doc);
+  EXPECT_EQ(doc["result"], "PAM_AUTHINFO_UNAVAIL") << out;
+  EXPECT_TRUE(std::regex_match(doc["reason"].get<std::string>(), no_token)) << out;
+
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(conv_.prompts.empty());
+  bool logged = false;
+  for (const std::string& r : Syslog()) logged = logged || std::regex_search(r, no_token);
+  EXPECT_TRUE(logged) << ReadFile(syslog_);
 }
 
 }  // namespace

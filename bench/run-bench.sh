@@ -455,5 +455,12 @@ above() {  # above ROW KEY -> M instructions above the floor, or empty
   done
 } | tee "$W/results/profile.txt"
 
+# What starting each helper costs before it reads a request (issue 12: the
+# card helper starts on every login, card or not; bound 1 M instructions).
 echo
-echo "results: $W/results (table.txt, profile.txt, wall-*.txt in µs); callgrind: $W/callgrind; logs: $W/logs"
+echo "helper start-up (callgrind, exec to the hello frame, then exit):"
+python3 "$SC_TOP/bench/helper_start.py" "$SC_TOP/_build/sc-helper" "$SC_TOP/_build/sc-net-helper" |
+  tee "$W/results/helper-start.txt"
+
+echo
+echo "results: $W/results (table.txt, profile.txt, helper-start.txt, wall-*.txt in µs); callgrind: $W/callgrind; logs: $W/logs"

@@ -3,7 +3,7 @@
 #ifndef PAM_SMARTCARD_CORE_SECRET_H_
 #define PAM_SMARTCARD_CORE_SECRET_H_
 
-#include <openssl/crypto.h>
+#include <string.h>  // explicit_bzero
 
 #include <cstddef>
 #include <memory>
@@ -13,7 +13,14 @@
 
 namespace sc::core {
 
-// ZeroizingAllocator wipes memory with OPENSSL_cleanse before freeing it.
+// Wipe zeroes n bytes at p in a way the compiler may not drop (glibc's
+// explicit_bzero), so that the card helper wipes PINs without linking
+// libcrypto.
+inline void Wipe(void* p, std::size_t n) {
+  if (n != 0) explicit_bzero(p, n);
+}
+
+// ZeroizingAllocator wipes memory with Wipe before freeing it.
 template <typename T>
 struct ZeroizingAllocator {
   using value_type = T;
@@ -22,7 +29,7 @@ struct ZeroizingAllocator {
   ZeroizingAllocator(const ZeroizingAllocator<U>&) {}  // NOLINT
   T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
   void deallocate(T* p, std::size_t n) {
-    OPENSSL_cleanse(p, n * sizeof(T));
+    Wipe(p, n * sizeof(T));
     std::allocator<T>().deallocate(p, n);
   }
   template <typename U>
@@ -48,7 +55,7 @@ class SecretBytes {
   }
   // Wipe zeroes the content and empties the buffer.
   void Wipe() {
-    if (!bytes_.empty()) OPENSSL_cleanse(bytes_.data(), bytes_.size());
+    core::Wipe(bytes_.data(), bytes_.size());
     bytes_.clear();
   }
   // Resize sets the size (new bytes are zero) for reading into data().
@@ -64,7 +71,7 @@ class SecretBytes {
   // Truncate shortens to size bytes, wiping the rest.
   void Truncate(std::size_t size) {
     if (size >= bytes_.size()) return;
-    OPENSSL_cleanse(bytes_.data() + size, bytes_.size() - size);
+    core::Wipe(bytes_.data() + size, bytes_.size() - size);
     bytes_.resize(size);
   }
   const unsigned char* data() const { return bytes_.data(); }

@@ -1,5 +1,6 @@
-// HelperClient: spawns sc-helper with a scrubbed environment and talks to it
-// with a deadline on every step; kills it when done or when it hangs.
+// HelperClient: spawns a helper (sc-helper for the card, sc-net-helper for
+// the network) with a scrubbed environment and talks to it with a deadline on
+// every step; kills it when done or when it hangs.
 #ifndef PAM_SMARTCARD_HELPER_CLIENT_H_
 #define PAM_SMARTCARD_HELPER_CLIENT_H_
 
@@ -41,7 +42,16 @@ struct SpawnOptions {
   // helper_user: the account a helper spawned by root switches to before it
   // loads any library code it was asked for; empty or "root" keeps root.
   std::string user;
+  // Internal: the path given to Spawn is already the network helper's.
+  bool network_path = false;
 };
+
+// The network helper's program name; it lives next to the card helper.
+inline constexpr char kNetworkHelperName[] = "sc-net-helper";
+
+// NetworkHelperPath: sc-net-helper in the directory of helper_path (the
+// `helper` key names the card helper; the network helper is its sibling).
+std::string NetworkHelperPath(const std::string& helper_path);
 
 class HelperClient {
  public:

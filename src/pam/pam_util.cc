@@ -47,7 +47,7 @@ core::Result<core::SecretBytes> Conversation::Ask(int style, const std::string& 
     if (resp[0].resp != nullptr) {
       std::size_t len = std::strlen(resp[0].resp);
       answer.Assign(resp[0].resp, len);
-      OPENSSL_cleanse(resp[0].resp, len);
+      core::Wipe(resp[0].resp, len);
       std::free(resp[0].resp);
       have_answer = true;
     }

@@ -208,7 +208,7 @@ sc::core::Result<sc::core::SecretBytes> ReadPin(const std::string& prompt, sc::c
   }
   if (n > 0 && buf[n - 1] == '\r') --n;
   pin.Assign(buf, n);
-  OPENSSL_cleanse(buf, sizeof buf);
+  sc::core::Wipe(buf, sizeof buf);
   if (!line_done && n == sizeof buf) return Status(Code::kDenied, "PIN too long");
   if (pin.empty()) return Status(Code::kCredInsufficient, "empty PIN");
   return pin;

@@ -2773,6 +2773,38 @@ TEST_F(PamTest, HelperWithAMissingLibraryIsServiceErr) {
   EXPECT_EQ(logged.find("Connection reset"), std::string::npos) << logged;
 }
 
+// The helpers are two programs (issue 12): the card helper links neither
+// libcrypto nor libldap (its start-up is on every login, also without a
+// card), and a `helper` key that names the network helper is refused.
+TEST_F(PamTest, CardHelperLinksNoCryptoOrDirectoryLibrary) {
+  std::string needed;
+  FILE* p = popen(("readelf -d " + g_build + "/sc-helper").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  while (fgets(buf, sizeof buf, p) != nullptr) {
+    if (std::strstr(buf, "(NEEDED)") != nullptr) needed += buf;
+  }
+  ASSERT_EQ(pclose(p), 0);
+  EXPECT_NE(needed.find("libp11-kit"), std::string::npos) << needed;
+  EXPECT_NE(needed.find("libpcsclite"), std::string::npos) << needed;
+  for (const char* lib : {"libcrypto", "libssl", "libldap", "liblber", "libgnutls", "libsasl2"}) {
+    EXPECT_EQ(needed.find(lib), std::string::npos) << lib << " in\n" << needed;
+  }
+}
+
+TEST_F(PamTest, HelperKeyNamingTheNetworkHelperIsServiceErr) {
+  std::string text = SoftHsmConfig("ALICE_RSA_CONF");
+  text.replace(text.find(g_build + "/sc-helper"), (g_build + "/sc-helper").size(), g_build + "/sc-net-helper");
+  Setup(text);
+  Pair("alice", "ALICE_RSA_SPKI");
+  conv_.answers = {"123456"};
+  EXPECT_EQ(Run("alice").rc, PAM_SERVICE_ERR);
+  EXPECT_TRUE(conv_.prompts.empty());
+  std::string logged;
+  for (const std::string& r : Syslog()) logged += r + "\n";
+  EXPECT_NE(logged.find("this is the network helper (sc-net-helper)"), std::string::npos) << logged;
+}
+
 TEST_F(PamTest, UnknownHelperUserIsServiceErr) {
   Setup(SoftHsmConfig("ALICE_RSA_CONF", "helper_user = no-such-account\n"));
   Pair("alice", "ALICE_RSA_SPKI");

@@ -312,11 +312,14 @@ class World:
     def write_config(self, extra=""):
         """/etc/security/pam_smartcard.conf as an administrator of a PIV site
         writes it (pin_pattern as in the shipped example)."""
+        # (The default pattern is outside the f-string: braces doubled inside
+        # its expression stay doubled before Python 3.12.)
+        pattern = os.environ.get("SC_CLIENTS_PIN_PATTERN", "^[0-9]{6,8}$")
         with open("/etc/security/pam_smartcard.conf", "w") as f:
             f.write(f"""[global]
 pkcs11_module = {self.opensc}
 helper = {os.path.join(self.build, "sc-helper")}
-pin_pattern = {os.environ.get("SC_CLIENTS_PIN_PATTERN", "^[0-9]{{6,8}}$")}
+pin_pattern = {pattern}
 {extra}""")
         os.chmod("/etc/security/pam_smartcard.conf", 0o644)
 

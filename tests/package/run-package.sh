@@ -1,6 +1,6 @@
 #!/bin/bash
 # run-package.sh BUILDDIR [--deb FILE]: the Debian package test (--deb: test a
-# .deb built before, kept outside BUILDDIR/tests/package). Builds
+# .deb built before, kept outside BUILDDIR/tests/package-work). Builds
 # pam-smartcard_*.deb with dpkg-buildpackage from the tree's release tarball
 # (make dist), checks it with lintian, then installs it for real with dpkg
 # into a private root: in a private mount and network namespace
@@ -30,4 +30,4 @@ make -C "$build" -s tests/vcard/vpiv >/dev/null
 # No __pycache__ in the source tree (make dist would ship it).
 export PYTHONDONTWRITEBYTECODE=1
 exec bash "$src/tests/private-ns.sh" /usr/bin/python3 "$src/tests/package/package.py" \
-  --src "$src" --build "$build" --work "$build/tests/package" "$@"
+  --src "$src" --build "$build" --work "$build/tests/package-work" "$@"

@@ -7,7 +7,8 @@ SC_TOP=$(cd "$(dirname "$0")" && pwd)
 . "$SC_TOP/scripts/deps.sh"
 # valgrind: the long-running caller soak runs under memcheck (tests/integration/run-integration.sh).
 # sudo, i3lock, xvfb, xdotool, python3: the real-client tests (tests/clients).
-sc_install_missing valgrind sudo i3lock xvfb xdotool python3
+# debhelper, dpkg-dev, lintian: the Debian package test (tests/package).
+sc_install_missing valgrind sudo i3lock xvfb xdotool python3 debhelper dpkg-dev lintian
 
 cd "$SC_TOP"
 # The suites build out of tree; a tree configured in place (./configure, as
@@ -151,6 +152,28 @@ if [ -x _build/sc-helper ] && [ -f _build/.libs/pam_smartcard.so ]; then
 else
   record clients "NOT RUN" "" ""
   note "clients: not run (the plain build failed)"
+  failed=1
+fi
+
+# The Debian package: built with dpkg-buildpackage from the release tarball,
+# lintian, then installed with dpkg into a private overlay root, the profile
+# enabled, sudo with the virtual PIV card, removed and purged.
+echo "==> [package] dpkg-buildpackage, lintian, dpkg -i / sudo / --purge in a private root (tests/package)"
+if [ -x _build/sc-helper ]; then
+  package_rc=0
+  bash tests/package/run-package.sh _build >_build/package.out 2>&1 || package_rc=$?
+  grep -E '^(ok|FAIL|skip) ' _build/package.out | cut -c1-160 | sed 's/^/    /' || true
+  p=$(sed -n 's/^package: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' _build/package.out)
+  f=$(sed -n 's/^package: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' _build/package.out)
+  passed_total=$((passed_total + ${p:-0}))
+  failed_total=$((failed_total + ${f:-0}))
+  if [ "$package_rc" != 0 ] || [ -z "$p" ]; then
+    { echo "package: failed (exit $package_rc); end of _build/package.out:"; tail -n 40 _build/package.out; } |
+      tee -a "$SC_TOP/.run-tests-failures"
+    failed=1
+  fi
+else
+  echo "package: not run (the plain build failed)" | tee -a "$SC_TOP/.run-tests-failures"
   failed=1
 fi
 

@@ -259,11 +259,17 @@ Status WriteAtomically(const std::string& path, const std::string& content) {
 }
 
 // PairingsLock serialises writers of the pairings file (flock on PATH.lock).
+// A writer that finds the lock taken says so, then waits for it.
 class PairingsLock {
  public:
   Status Acquire(const std::string& path) {
     fd_ = open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd_ < 0) return Status(Code::kInternal, "cannot open " + path + ".lock: " + std::strerror(errno));
+    if (flock(fd_, LOCK_EX | LOCK_NB) == 0) return Status::Ok();
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      return Status(Code::kInternal, std::string("flock: ") + std::strerror(errno));
+    }
+    std::cerr << "sc_auth: waiting for another sc_auth to finish with " << path << "\n";
     while (flock(fd_, LOCK_EX) != 0) {
       if (errno != EINTR) return Status(Code::kInternal, std::string("flock: ") + std::strerror(errno));
     }
@@ -277,16 +283,52 @@ class PairingsLock {
   int fd_ = -1;
 };
 
-// EditPairings applies edit to the pairings file under the lock.
+// EditLockedPairings applies edit to the pairings file; the caller holds its
+// lock.
 template <typename Edit>
-Status EditPairings(const std::string& path, Edit edit) {
-  PairingsLock lock;
-  SC_RETURN_IF_ERROR(lock.Acquire(path));
+Status EditLockedPairings(const PairingsLock& /*held=*/, const std::string& path, Edit edit) {
   auto text = sc::core::ReadTrustedFile(path, sc::core::kMaxPairingsBytes, /*missing_ok=*/true);
   if (!text.ok()) return text.status();
   auto updated = edit(*text);
   if (!updated.ok()) return updated.status();
   return WriteAtomically(path, *updated);
+}
+
+// EditPairings applies edit to the pairings file under the lock.
+template <typename Edit>
+Status EditPairings(const std::string& path, Edit edit) {
+  PairingsLock lock;
+  SC_RETURN_IF_ERROR(lock.Acquire(path));
+  return EditLockedPairings(lock, path, edit);
+}
+
+// PrepareToWritePairings takes the pairings lock (held by lock until the
+// caller is done) and checks that the file can be rewritten: it is readable
+// as a trusted file (or missing) and a file can be created beside it (the
+// directory exists and is writable, the file system is not read-only). On
+// success the current content is returned. sc_auth pair calls it before
+// anything is asked of the card, so that no PIN is typed and no PIN try is
+// spent on a pairing that could not be written.
+sc::core::Result<std::string> PrepareToWritePairings(const std::string& path, PairingsLock* lock) {
+  auto refuse = [&path](const Status& why) {
+    return Status(why.code(), "cannot write the pairings file " + path + ": " + why.message() +
+                                  " (the card was not used)");
+  };
+  if (Status locked = lock->Acquire(path); !locked.ok()) return refuse(locked);
+  auto text = sc::core::ReadTrustedFile(path, sc::core::kMaxPairingsBytes, /*missing_ok=*/true);
+  if (!text.ok()) return refuse(text.status());
+  std::size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string probe = dir + "/.sc_auth-probe.XXXXXX";
+  std::vector<char> name(probe.begin(), probe.end());
+  name.push_back('\0');
+  int fd = mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) {
+    return refuse(Status(Code::kInternal, "cannot create a file in " + dir + ": " + std::strerror(errno)));
+  }
+  close(fd);
+  unlink(name.data());
+  return *text;
 }
 
 void AuditLog(const std::string& message) {
@@ -421,6 +463,11 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
   if (!account.ok()) return Report(Status(Code::kDenied, "refusing to pair: " + account.status().message()));
   auto want_hash = HashOption(cli);
   if (!want_hash.ok()) return Report(want_hash.status());
+  // The lock is held from here to the write: nothing asked of the card is
+  // wasted on a pairings file that cannot be written.
+  PairingsLock lock;
+  auto current = PrepareToWritePairings(options.pairings_file, &lock);
+  if (!current.ok()) return Report(current.status());
   Machinery machinery(options);
   auto session = machinery.Open(options, log);
   if (!session.ok()) return Report(session.status());
@@ -449,6 +496,12 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
   if (sc::core::HasControlChars(label) || label.size() > 200) {
     return Report(Status(Code::kUsage, "the label may not contain control characters or exceed 200 bytes"));
   }
+  sc::core::Pairing pairing{user, chosen->cert.spki_sha256(), sc::core::FormatTimestamp(std::time(nullptr)), label, 0};
+  // A pairing the file would refuse (already there, one_card_per_user) is
+  // refused before the PIN.
+  if (auto would = sc::core::AppendPairing(*current, pairing, options.one_card_per_user); !would.ok()) {
+    return Report(would.status());
+  }
   if (chosen->token.token_flags & sc::auth::kFlagUserPinLocked) {
     return Report(Status(Code::kLocked, sc::auth::kPinLockedText));
   }
@@ -471,8 +524,8 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
   }
   if (!proved.ok()) return Report(Status(proved.code(), "card check failed: " + proved.message()));
 
-  sc::core::Pairing pairing{user, chosen->cert.spki_sha256(), sc::core::FormatTimestamp(std::time(nullptr)), label, 0};
-  Status written = EditPairings(options.pairings_file, [&](const std::string& text) {
+  pairing.paired_at = sc::core::FormatTimestamp(std::time(nullptr));
+  Status written = EditLockedPairings(lock, options.pairings_file, [&](const std::string& text) {
     return sc::core::AppendPairing(text, pairing, options.one_card_per_user);
   });
   if (!written.ok()) return Report(written);

@@ -160,6 +160,9 @@ class World:
         self.pamlib = os.path.dirname(os.path.realpath(glob.glob("/usr/lib/*/security/pam_unix.so")[0]))
         self.opensc = sorted(glob.glob("/usr/lib/*/opensc-pkcs11.so"))[0]
         self.lab_started = False
+        # The sc_auth the helpers below run: the built one, or (the package
+        # test) the installed one.
+        self.sc_auth_bin = os.path.join(build, "sc_auth")
         self.paired = None
         self.profile_on = False
 
@@ -295,7 +298,7 @@ class World:
         self.lab("remove")
 
     def sc_auth(self, *args, stdin=""):
-        return run([os.path.join(self.build, "sc_auth"), *args], input=stdin)
+        return run([self.sc_auth_bin, *args], input=stdin)
 
     def reset_tries(self):
         """The right PIN, through sc_auth verifypin: the counter is full again."""
@@ -305,7 +308,7 @@ class World:
     def spend_tries(self, n):
         """N wrong PINs through sc_auth verifypin (as a user mistyping)."""
         for _ in range(n):
-            subprocess.run([os.path.join(self.build, "sc_auth"), "--yes", "verifypin"], input="000000\n",
+            subprocess.run([self.sc_auth_bin, "--yes", "verifypin"], input="000000\n",
                            text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # ---- configuration ---------------------------------------------------
@@ -323,7 +326,7 @@ pin_pattern = {os.environ.get("SC_CLIENTS_PIN_PATTERN", PIV_PIN_PATTERN)}
     def pair(self, user):
         if os.path.exists("/etc/security/smartcard_pairings"):
             for u in USERS:
-                run([os.path.join(self.build, "sc_auth"), "unpair", "-u", u], check=False)
+                run([self.sc_auth_bin, "unpair", "-u", u], check=False)
         self.sc_auth("pair", "-u", user, stdin=PIN + "\n")
         self.paired = user
 

@@ -11,6 +11,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
+#include <sys/mount.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <signal.h>
@@ -2623,6 +2625,129 @@ TEST_F(PcscTest, ScAuthVerifyAndChangePinOnThePivCard) {
   conv_.answers = {"123456"};
   EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
   EXPECT_EQ(RunScAuth(cmd + " verifypin", "24680135", &out), 0) << out;
+}
+
+// ScAuthOnPty runs sc_auth with args on a pseudo-terminal, as a person at a
+// terminal does, and returns what it printed and its exit code. Whenever it
+// prints a PIN prompt ("PIN for "), pin is typed.
+struct PtyRun {
+  int rc = -1;
+  int prompts = 0;
+  std::string screen;
+};
+PtyRun ScAuthOnPty(const std::vector<std::string>& args, const std::string& pin) {
+  PtyRun run;
+  int master = -1;
+  pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid < 0) {
+    ADD_FAILURE() << "forkpty: " << std::strerror(errno);
+    return run;
+  }
+  if (pid == 0) {
+    std::string tool = g_build + "/sc_auth";
+    std::vector<char*> argv{tool.data()};
+    std::vector<std::string> copy(args);
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(tool.c_str(), argv.data());
+    _exit(127);
+  }
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::size_t seen = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    struct pollfd p {master, POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    char buf[512];
+    ssize_t n = read(master, buf, sizeof buf);
+    if (n <= 0) break;  // EIO: sc_auth has ended
+    run.screen.append(buf, static_cast<std::size_t>(n));
+    for (std::size_t at; (at = run.screen.find("PIN for ", seen)) != std::string::npos;) {
+      seen = at + 1;
+      ++run.prompts;
+      std::string line = pin + "\r";
+      EXPECT_EQ(write(master, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    }
+  }
+  close(master);
+  kill(pid, SIGKILL);  // a no-op unless it outlived the bound
+  int status = 0;
+  waitpid(pid, &status, 0);
+  run.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+// sc_auth pair checks that it can lock and rewrite the pairings file before
+// it asks for the PIN: a pairing that cannot be written costs the person
+// neither a prompt nor a PIN try (the wrong PIN typed at a prompt would).
+TEST_F(PcscTest, ScAuthPairRefusesBeforeThePinWhenItCannotWrite) {
+  std::string status, out;
+  auto pair_with = [&](const fs::path& pairings, const std::string& extra = "") {
+    WriteFile(config_, "[global]\npkcs11_module = " + std::string(getenv("OPENSC_MODULE")) + "\ntimeout = 5\nhelper = " +
+                           g_build + "/sc-helper\npairings_file = " + pairings.string() + "\n" + extra);
+    return ScAuthOnPty({"--config", config_.string(), "pair", "-u", "alice"}, "111111");
+  };
+  // A failure here must not leave the card short of tries for later tests.
+  struct RefillTries {
+    std::string config;
+    ~RefillTries() {
+      std::string st;
+      Lab("status", &st);
+      if (st.find("tries=3/3") == std::string::npos) RunScAuth("--yes --config " + config + " verifypin", "123456");
+    }
+  } refill{config_.string()};
+  auto expect_untouched = [&](const PtyRun& r, const std::string& why, const char* what) {
+    EXPECT_EQ(r.rc, 1) << what << ": " << r.screen;
+    EXPECT_EQ(r.prompts, 0) << what << ": " << r.screen;
+    EXPECT_NE(r.screen.find(why), std::string::npos) << what << ": " << r.screen;
+    Lab("status", &status);
+    EXPECT_NE(status.find("tries=3/3"), std::string::npos) << what << ": " << status;
+  };
+
+  // The directory does not exist.
+  PtyRun r = pair_with(dir_ / "missing" / "smartcard_pairings");
+  expect_untouched(r, "cannot write the pairings file", "missing directory");
+  EXPECT_NE(r.screen.find("No such file or directory"), std::string::npos) << r.screen;
+  EXPECT_NE(r.screen.find("the card was not used"), std::string::npos) << r.screen;
+
+  // The directory is on a read-only mount (this runs in a private mount
+  // namespace: tests/private-ns.sh), the lock file already there.
+  fs::path ro = dir_ / "ro";
+  fs::create_directories(ro);
+  WriteFile(ro / "smartcard_pairings.lock", "");
+  ASSERT_EQ(mount(ro.c_str(), ro.c_str(), nullptr, MS_BIND, nullptr), 0) << std::strerror(errno);
+  struct Unmount {
+    fs::path path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{ro};
+  ASSERT_EQ(mount(nullptr, ro.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr), 0) << std::strerror(errno);
+  r = pair_with(ro / "smartcard_pairings");
+  expect_untouched(r, "Read-only file system", "read-only directory");
+
+  // A pairings file the module would not trust (group-writable).
+  WriteFile(pairings_, "");
+  chmod(pairings_.c_str(), 0664);
+  r = pair_with(pairings_);
+  expect_untouched(r, "writable", "group-writable pairings file");
+  chmod(pairings_.c_str(), 0644);
+
+  // A pairing that is already there, and a second card with one_card_per_user.
+  Pair("alice", "ALICE_RSA_SPKI");
+  r = pair_with(pairings_);
+  expect_untouched(r, "alice is already paired with", "already paired");
+  WriteFile(pairings_, "");
+  Pair("alice", "BOB_EC_SPKI");
+  r = pair_with(pairings_, "one_card_per_user = yes\n");
+  expect_untouched(r, "one_card_per_user", "one card per user");
+
+  // And when it can write: one prompt, the PIN typed there, the pairing made.
+  WriteFile(pairings_, "");
+  chmod(pairings_.c_str(), 0644);
+  r = ScAuthOnPty({"--config", config_.string(), "pair", "-u", "alice"}, "123456");
+  EXPECT_EQ(r.rc, 0) << r.screen;
+  EXPECT_EQ(r.prompts, 1) << r.screen;
+  EXPECT_NE(ReadFile(pairings_).find(Fx("ALICE_RSA_SPKI")), std::string::npos);
+  Lab("status", &status);
+  EXPECT_NE(status.find("tries=3/3"), std::string::npos) << status;
 }
 
 TEST_F(PcscTest, ScAuthStatusDecodesTheAtr) {

@@ -970,7 +970,7 @@ int Main(int argc, char** argv) {
       return kExitUsage;
     }
   }
-  if (cli.command.empty()) {
+  if (cli.command.empty() || (cli.autostart && cli.command != "watch")) {
     Usage(std::cerr);
     return kExitUsage;
   }

@@ -47,8 +47,10 @@ std::string LastLine(const std::string& text) {
   while (end > 0) {
     std::size_t start = text.find_last_of('\n', end - 1);
     start = start == std::string::npos ? 0 : start + 1;
-    std::string_view line = core::Trim(std::string_view(text).substr(start, end - start));
-    if (!line.empty() && line != "\r") {
+    std::string_view line = std::string_view(text).substr(start, end - start);
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    line = core::Trim(line);
+    if (!line.empty()) {
       std::string safe = core::SanitizeForDisplay(line);
       if (safe.size() > kMaxReasonBytes) safe = safe.substr(0, kMaxReasonBytes) + "...";
       return safe;

@@ -2725,7 +2725,7 @@ TEST_F(WatchTest, LockWithFailingBackendsSaysSoInOneLine) {
   // What loginctl says on a machine without systemd, and a noisy xdg-screensaver.
   FakeBackend("loginctl",
               "echo 'System has not been booted with systemd as init system (PID 1). Can'\"'\"'t operate.' >&2\n"
-              "echo 'Failed to connect to bus: Host is down' >&2\nexit 1");
+              "printf 'Failed to connect to bus: Host is down\\r\\n\\n' >&2\nexit 1");
   FakeBackend("xdg-screensaver", "echo 'xdg-screensaver: no screensaver' >&2\necho '\033[31mERROR: cannot lock' >&2\nexit 3");
   WatchProcess watch(config_.string(), LockOptions("c7"));
   ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
@@ -2806,6 +2806,8 @@ TEST_F(WatchTest, AutostartDoesNothingWithoutARemovalAction) {
   std::string out;
   EXPECT_EQ(RunWatchAutostart(config_.string(), dir_ / "runtime", &out), 0) << out;
   EXPECT_EQ(out, "note\ttoken_removal_action = none: nothing to watch for\n");
+  // It belongs to watch only.
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --autostart status", "", &out), 2) << out;
 }
 
 TEST_F(WatchTest, AutostartRunsOncePerUser) {

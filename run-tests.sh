@@ -7,7 +7,8 @@ SC_TOP=$(cd "$(dirname "$0")" && pwd)
 . "$SC_TOP/scripts/deps.sh"
 # valgrind: the long-running caller soak runs under memcheck (tests/integration/run-integration.sh).
 # sudo, i3lock, xvfb, xdotool, python3: the real-client tests (tests/clients).
-sc_install_missing valgrind sudo i3lock xvfb xdotool python3
+# desktop-file-utils: make check validates the XDG autostart entry (tests/session).
+sc_install_missing valgrind sudo i3lock xvfb xdotool python3 desktop-file-utils
 
 cd "$SC_TOP"
 autoreconf -fi >/dev/null 2>&1

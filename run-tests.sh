@@ -8,7 +8,8 @@ SC_TOP=$(cd "$(dirname "$0")" && pwd)
 # valgrind: the long-running caller soak runs under memcheck (tests/integration/run-integration.sh).
 # sudo, i3lock, xvfb, xdotool, python3: the real-client tests (tests/clients).
 # debhelper, dpkg-dev, lintian: the Debian package test (tests/package).
-sc_install_missing valgrind sudo i3lock xvfb xdotool python3 debhelper dpkg-dev lintian
+# desktop-file-utils: make check validates the XDG autostart entry (tests/session).
+sc_install_missing valgrind sudo i3lock xvfb xdotool python3 debhelper dpkg-dev lintian desktop-file-utils
 
 cd "$SC_TOP"
 # The suites build out of tree; a tree configured in place (./configure, as

@@ -1,9 +1,13 @@
 #include "pcsc/readers.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <map>
+#include <optional>
+#include <set>
 #include <thread>
+
+#include "core/card_tracker.h"
 
 #include "pcsc/context.h"
 
@@ -46,22 +50,79 @@ core::Result<std::vector<ReaderState>> ListReaderStates(const std::string& glob)
   return out;
 }
 
+namespace {
+
+// Reporter turns the tracker's records into the callbacks, with a note for
+// people where a restart of the service decided.
+class Reporter {
+ public:
+  explicit Reporter(const WatchCallbacks& cb) : cb_(cb) {}
+  void Report(const std::vector<core::CardEventRecord>& events) {
+    using Kind = core::CardEventRecord::Kind;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const core::CardEventRecord& e = events[i];
+      ReaderState r{e.reader, e.kind != Kind::kRemoved, false, false, e.atr};
+      switch (e.kind) {
+        case Kind::kKept:
+          cb_.on_note("card still present after the PC/SC restart: " + e.reader);
+          break;
+        case Kind::kRemoved:
+          if (e.after_restart) {
+            bool replaced = i + 1 < events.size() && events[i + 1].kind == Kind::kInserted &&
+                            events[i + 1].reader == e.reader;
+            cb_.on_note(replaced ? "another card after the PC/SC restart: " + e.reader
+                                 : "card not seen again since the PC/SC service was lost: " + e.reader);
+          }
+          cb_.on_event(CardEvent::kRemoved, r);
+          break;
+        case Kind::kInserted:
+          cb_.on_event(CardEvent::kInserted, r);
+          break;
+      }
+    }
+  }
+
+ private:
+  const WatchCallbacks& cb_;
+};
+
+}  // namespace
+
 void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCallbacks& cb) {
   using namespace std::chrono_literals;
+  using Clock = std::chrono::steady_clock;
   auto backoff = 100ms;
-  std::map<std::string, bool> present;  // last known card state per reader
+  core::CardTracker tracker(kRestartGrace, kMaxAway);
+  Reporter reporter(cb);
+  std::set<std::string> readers;  // listed readers, for the notes
   bool service_up = false;
+  // WaitMs: how long a wait may last so that the pending cards' deadline is
+  // met (at most cap).
+  auto wait_ms = [&](std::chrono::milliseconds cap) {
+    std::optional<Clock::time_point> at = tracker.Deadline();
+    if (!at) return cap;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*at - Clock::now());
+    return std::clamp(left, 0ms, cap);
+  };
   while (!stop) {
+    reporter.Report(tracker.Expire(Clock::now()));
     PcscContext ctx;
     LONG rv = ctx.Establish();
     if (rv != SCARD_S_SUCCESS) {
       service_up = false;
       // Waiting for a service to come back has no event to wait on.
-      for (auto waited = 0ms; waited < backoff && !stop; waited += 50ms) std::this_thread::sleep_for(50ms);
+      for (auto until = Clock::now() + backoff; !stop && Clock::now() < until;) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+        std::this_thread::sleep_for(std::clamp(wait_ms(50ms), 1ms, std::max(left, 1ms)));
+        reporter.Report(tracker.Expire(Clock::now()));
+      }
       backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5000ms);
       continue;
     }
-    if (!service_up) cb.on_note("PC/SC service available");
+    if (!service_up) {
+      cb.on_note("PC/SC service available");
+      tracker.ServiceBack(Clock::now());
+    }
     service_up = true;
     backoff = 100ms;
     // Inner loop: one context, readers re-listed on every PnP change. The
@@ -80,31 +141,29 @@ void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCa
       states.back().szReader = kPnpReader;
       states.back().dwCurrentState = pnp_state;
       // Readers that disappeared: their cards are gone too.
-      for (auto it = present.begin(); it != present.end();) {
-        bool still = false;
-        for (const auto& n : names) still = still || n == it->first;
-        if (!still) {
-          if (it->second) cb.on_event(CardEvent::kRemoved, ReaderState{it->first, false, false, false, {}});
-          cb.on_note("reader removed: " + it->first);
-          it = present.erase(it);
+      for (auto it = readers.begin(); it != readers.end();) {
+        if (std::find(names.begin(), names.end(), *it) == names.end()) {
+          reporter.Report(tracker.ReaderGone(*it));
+          cb.on_note("reader removed: " + *it);
+          it = readers.erase(it);
         } else {
           ++it;
         }
       }
       bool relist = false;
       while (!stop && !relist) {
-        rv = SCardGetStatusChange(ctx.get(), 500, states.data(), static_cast<DWORD>(states.size()));
+        auto timeout = wait_ms(500ms);
+        rv = SCardGetStatusChange(ctx.get(), static_cast<DWORD>(timeout.count()), states.data(),
+                                  static_cast<DWORD>(states.size()));
+        reporter.Report(tracker.Expire(Clock::now()));
         if (rv == SCARD_E_TIMEOUT) continue;
         if (rv != SCARD_S_SUCCESS) break;
         for (std::size_t i = 0; i < names.size(); ++i) {
           SCARD_READERSTATE& s = states[i];
           if (s.dwEventState & SCARD_STATE_CHANGED) {
             ReaderState r = FromPcsc(names[i], s);
-            bool was = present.count(names[i]) ? present[names[i]] : false;
-            if (!present.count(names[i])) cb.on_note("reader: " + names[i]);
-            if (r.present && !r.mute && !was) cb.on_event(CardEvent::kInserted, r);
-            if (!r.present && was) cb.on_event(CardEvent::kRemoved, r);
-            present[names[i]] = r.present && !r.mute;
+            if (readers.insert(names[i]).second) cb.on_note("reader: " + names[i]);
+            reporter.Report(tracker.Observe(names[i], r.present && !r.mute, r.atr));
             if (s.dwEventState & (SCARD_STATE_UNKNOWN | SCARD_STATE_IGNORE)) relist = true;
           }
           s.dwCurrentState = s.dwEventState & ~SCARD_STATE_CHANGED;
@@ -119,11 +178,10 @@ void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCa
     if (stop) break;
     if (rv != SCARD_S_SUCCESS) {
       cb.on_note("PC/SC service lost (" + std::string(pcsc_stringify_error(rv)) + "); reconnecting");
-      // Cards are unknown while the service is away; report them removed.
-      for (auto& [name, was] : present) {
-        if (was) cb.on_event(CardEvent::kRemoved, ReaderState{name, false, false, false, {}});
-      }
-      present.clear();
+      // Nothing is known about the cards while the service is away: they
+      // count as removed only when they are not seen again in time.
+      tracker.ServiceLost(Clock::now());
+      readers.clear();
       service_up = false;
     }
   }

@@ -4,6 +4,7 @@
 #define PAM_SMARTCARD_PCSC_READERS_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -33,11 +34,19 @@ struct WatchCallbacks {
   std::function<void(const std::string&)> on_note;  // service lost/back, readers added/removed
 };
 
+// A restart of the PC/SC service is not a removal: a card present before it
+// that is seen again in the same reader with the same ATR within
+// kRestartGrace of the service's return, and kMaxAway of its loss, is the
+// same card (core/card_tracker.h). Otherwise it counts as removed then.
+inline constexpr std::chrono::seconds kRestartGrace{3};
+inline constexpr std::chrono::seconds kMaxAway{10};
+
 // Watch reports card insertions and removals on readers matching glob until
 // stop becomes true (checked at least every 500 ms). Blocks in
 // SCardGetStatusChange, including the PnP pseudo-reader so readers that come
 // later are followed. When pcscd goes away it reconnects with a growing
-// backoff (0.1 s .. 5 s); cards present at start are reported as inserted.
+// backoff (0.1 s .. 5 s); cards present at start are reported as inserted,
+// and cards present before a restart as above.
 void Watch(const std::string& glob, const std::atomic<bool>& stop, const WatchCallbacks& callbacks);
 
 }  // namespace sc::pcsc

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <memory>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <iostream>
@@ -32,6 +33,7 @@
 #include "core/deadline.h"
 #include "core/atr.h"
 #include "pcsc/readers.h"
+#include "sc_auth/session_lock.h"
 #include "core/accounts.h"
 #include "core/config.h"
 #include "core/pairings.h"
@@ -113,6 +115,7 @@ struct Cli {
   std::string on_remove;
   bool pin = false;  // explain --pin
   bool yes = false;  // --yes: use the card's last PIN try without asking
+  bool autostart = false;  // watch --autostart: the desktop's watch
 };
 
 void Usage(std::ostream& out) {
@@ -123,7 +126,7 @@ void Usage(std::ostream& out) {
          "  list [-u USER]                     show pairings\n"
          "  status                             readers, cards and their ATR decoded\n"
          "  explain [-u USER] [--pin]          the module's whole decision, step by step\n"
-         "  watch [--on-insert CMD] [--on-remove CMD]\n"
+         "  watch [--on-insert CMD] [--on-remove CMD] [--autostart]\n"
          "                                     follow card insertion and removal\n"
          "  verifypin [-h HASH]                check the card's PIN\n"
          "  changepin [-h HASH]                change the card's PIN (current, new, new again)\n"
@@ -727,17 +730,32 @@ void RunHook(const std::string& cmd, const char* event, const sc::pcsc::ReaderSt
   }
 }
 
+// WatchLock keeps one `watch --autostart` per user: an flock on
+// $XDG_RUNTIME_DIR/sc_auth-watch.lock, held until exit. The systemd user
+// unit and the XDG autostart entry may both start one.
+class WatchLock {
+ public:
+  // Acquire: false when another process holds the lock; true when this one
+  // does, or when there is no XDG_RUNTIME_DIR to hold it in.
+  bool Acquire() {
+    const char* dir = std::getenv("XDG_RUNTIME_DIR");
+    if (dir == nullptr || dir[0] != '/') return true;
+    fd_ = open((std::string(dir) + "/sc_auth-watch.lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd_ < 0) return true;
+    return flock(fd_, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK;
+  }
+  ~WatchLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 int CmdWatch(const Cli& cli, const sc::core::Options& options) {
   std::string on_remove = cli.on_remove;
-  if (on_remove.empty() && options.token_removal_action != "none") {
-    on_remove = options.token_removal_action == "lock"
-                    ? "loginctl lock-session ${XDG_SESSION_ID:-} 2>/dev/null || loginctl lock-sessions"
-                    : options.token_removal_action;
-  }
-  struct sigaction sa {};
-  sa.sa_handler = OnStopSignal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  bool lock = on_remove.empty() && options.token_removal_action == "lock";
+  if (on_remove.empty() && !lock && options.token_removal_action != "none") on_remove = options.token_removal_action;
   auto print = [&](const std::string& event, const std::string& reader, const std::string& atr) {
     if (cli.json) {
       Json line = {{"event", event}, {"reader", reader}, {"atr", atr},
@@ -747,11 +765,41 @@ int CmdWatch(const Cli& cli, const sc::core::Options& options) {
       std::cout << event << "\t" << reader << (atr.empty() ? "" : "\t" + atr) << std::endl;
     }
   };
+  WatchLock single;
+  if (cli.autostart) {
+    // Started with every desktop session: nothing to do unless asked.
+    if (!lock && on_remove.empty() && cli.on_insert.empty()) {
+      print("note", "token_removal_action = none: nothing to watch for", "");
+      return kExitOk;
+    }
+    if (!single.Acquire()) {
+      print("note", "another sc_auth watch --autostart runs for this user", "");
+      return kExitOk;
+    }
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   sc::pcsc::WatchCallbacks callbacks;
   callbacks.on_event = [&](sc::pcsc::CardEvent e, const sc::pcsc::ReaderState& r) {
     bool inserted = e == sc::pcsc::CardEvent::kInserted;
     print(inserted ? "insert" : "remove", r.name, HexBytes(r.atr));
-    RunHook(inserted ? cli.on_insert : on_remove, inserted ? "insert" : "remove", r);
+    if (inserted || !lock) {
+      RunHook(inserted ? cli.on_insert : on_remove, inserted ? "insert" : "remove", r);
+      return;
+    }
+    auto locked = sc::sc_auth::LockSession();
+    if (locked.ok()) {
+      print("note", "session locked: " + *locked, "");
+      return;
+    }
+    // One line, here and in syslog, whatever the back-ends printed.
+    std::cerr << "sc_auth: " << locked.status().message() << "\n";
+    openlog("sc_auth", LOG_PID, LOG_AUTHPRIV);
+    syslog(LOG_ERR, "%s (uid %u)", sc::core::SanitizeForDisplay(locked.status().message()).c_str(),
+           static_cast<unsigned>(getuid()));
+    closelog();
   };
   callbacks.on_note = [&](const std::string& note) { print("note", note, ""); };
   sc::pcsc::Watch(options.reader, g_stop, callbacks);
@@ -924,6 +972,8 @@ int Main(int argc, char** argv) {
       cli.pin = true;
     } else if (a == "--yes") {
       cli.yes = true;
+    } else if (a == "--autostart") {
+      cli.autostart = true;
     } else if ((a == "--config" || a == "--service") && i + 1 < argc) {
       // The service name as libpam hands it to the module (lowercased, the
       // part after the last '/'), so the prediction matches the module.
@@ -947,7 +997,7 @@ int Main(int argc, char** argv) {
       return kExitUsage;
     }
   }
-  if (cli.command.empty()) {
+  if (cli.command.empty() || (cli.autostart && cli.command != "watch")) {
     Usage(std::cerr);
     return kExitUsage;
   }

@@ -2762,21 +2762,34 @@ TEST_F(PcscTest, ScAuthStatusDecodesTheAtr) {
   EXPECT_NE(out.find("\"atr_valid\": true"), std::string::npos) << out;
 }
 
-// WatchLines follows sc_auth watch's output.
+// WatchProcess runs sc_auth watch and follows its output.
+struct WatchOptions {
+  std::vector<std::string> args;                // after "watch"
+  std::map<std::string, std::string> env;       // set in its environment
+  std::vector<std::string> unset;               // removed from it
+  bool merge_stderr = false;                    // stderr into the same pipe
+  bool json = false;                            // sc_auth --json watch
+};
+
 class WatchProcess {
  public:
-  explicit WatchProcess(const std::string& config, bool json = false) {
+  explicit WatchProcess(const std::string& config, const WatchOptions& options = {}) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
       dup2(fds[1], 1);
+      if (options.merge_stderr) dup2(fds[1], 2);
+      for (const auto& name : options.unset) unsetenv(name.c_str());
+      for (const auto& [name, value] : options.env) setenv(name.c_str(), value.c_str(), 1);
       std::string tool = g_build + "/sc_auth";
-      if (json) {
-        execl(tool.c_str(), "sc_auth", "--json", "--config", config.c_str(), "watch", static_cast<char*>(nullptr));
-      } else {
-        execl(tool.c_str(), "sc_auth", "--config", config.c_str(), "watch", static_cast<char*>(nullptr));
-      }
+      std::vector<std::string> argv = {"sc_auth", "--config", config, "watch"};
+      if (options.json) argv.insert(argv.begin() + 1, "--json");
+      argv.insert(argv.end(), options.args.begin(), options.args.end());
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(tool.c_str(), args.data());
       _exit(127);
     }
     close(fds[1]);
@@ -2811,6 +2824,12 @@ class WatchProcess {
       buffer_.append(buf, static_cast<std::size_t>(n));
     }
   }
+  // Count: lines seen so far that start with prefix.
+  int Count(const std::string& prefix) const {
+    int n = 0;
+    for (const auto& l : lines_) n += l.rfind(prefix, 0) == 0 ? 1 : 0;
+    return n;
+  }
   const std::vector<std::string>& lines() const { return lines_; }
   std::string Seen() const {
     std::string all;
@@ -2825,20 +2844,299 @@ class WatchProcess {
   std::vector<std::string> lines_;
 };
 
-TEST_F(PcscTest, ScAuthWatchSeesInsertRemoveAndSurvivesPcscdRestart) {
-  Setup(OpenScConfig());
+// The reader of the lab and the ATR of its card (tests/vcard/vpiv.cc), and
+// the ATR of another card: one historical byte and the check byte differ.
+const char kLabReader[] = "Virtual PCD 00 00";
+const char kOtherAtrHex[] = "3B8C80018073C021C056765049563032B2";
+
+// WatchTest: sc_auth watch against the lab, with a removal action that
+// records each run in actions_ (one line per removal).
+class WatchTest : public PcscTest {
+ protected:
+  void SetUp() override {
+    PcscTest::SetUp();
+    if (IsSkipped()) return;
+    actions_ = dir_ / "actions";
+    bin_ = dir_ / "bin";
+    fs::create_directories(bin_);
+  }
+  std::string RecordingConfig() {
+    return OpenScConfig("token_removal_action = echo \"$SC_EVENT $SC_READER\" >>" + actions_.string() + "\n");
+  }
+  int Actions() {
+    std::string text = ReadFile(actions_);
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+  }
+  // FakeBackend: a script NAME in bin_ that appends "NAME ARGS" to calls_,
+  // then runs body (shell).
+  void FakeBackend(const std::string& name, const std::string& body) {
+    WriteFile(bin_ / name, "#!/bin/sh\necho \"" + name + " $*\" >>" + (dir_ / "calls").string() + "\n" + body + "\n",
+              0755);
+  }
+  std::string Calls() { return ReadFile(dir_ / "calls"); }
+  // LockOptions: watch with token_removal_action = lock, PATH = bin_ only
+  // (no real loginctl or xdg-screensaver), stderr merged into the output.
+  WatchOptions LockOptions(const std::string& session_id = "") {
+    WatchOptions o;
+    o.env["PATH"] = bin_.string();
+    if (session_id.empty()) {
+      o.unset.push_back("XDG_SESSION_ID");
+    } else {
+      o.env["XDG_SESSION_ID"] = session_id;
+    }
+    o.merge_stderr = true;
+    return o;
+  }
+  // SyncAfterRemoval: insert the card and wait for watch to say so; whatever
+  // the removal made watch do was written before that line.
+  void SyncAfterRemoval(WatchProcess& watch) {
+    std::string out;
+    ASSERT_EQ(Lab("insert", &out), 0) << out;
+    ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  }
+  int SyslogCount(const std::string& text) {
+    int n = 0;
+    for (const std::string& r : Syslog()) n += r.find(text) != std::string::npos ? 1 : 0;
+    return n;
+  }
+
+  fs::path actions_;
+  fs::path bin_;
+};
+
+// RestartPcscdAtEnd: the lab's pcscd runs again when the test ends, however
+// it ends (later tests need it).
+struct RestartPcscdAtEnd {
+  ~RestartPcscdAtEnd() { Lab("pcscd-start"); }
+};
+
+TEST_F(WatchTest, ScAuthWatchSeesInsertRemoveAndSurvivesPcscdRestart) {
+  Setup(RecordingConfig());
   WatchProcess watch(config_.string());
-  ASSERT_TRUE(watch.WaitFor("insert\tVirtual PCD 00 00", 5000)) << watch.Seen();
+  const std::string insert = std::string("insert\t") + kLabReader;
+  const std::string remove = std::string("remove\t") + kLabReader;
+  ASSERT_TRUE(watch.WaitFor(insert, 5000)) << watch.Seen();
   Lab("remove");
-  ASSERT_TRUE(watch.WaitFor("remove\tVirtual PCD 00 00", 5000)) << watch.Seen();
+  ASSERT_TRUE(watch.WaitFor(remove, 5000)) << watch.Seen();
   Lab("insert");
-  ASSERT_TRUE(watch.WaitFor("insert\tVirtual PCD 00 00", 5000)) << watch.Seen();
+  ASSERT_TRUE(watch.WaitFor(insert, 5000)) << watch.Seen();
+  EXPECT_EQ(Actions(), 1) << ReadFile(actions_);
+  // pcscd restarted with the card in the reader: the same card is seen
+  // again, nothing is removed and the removal action does not run.
   std::string out;
+  {
+    RestartPcscdAtEnd restart;
+    ASSERT_EQ(Lab("pcscd-stop", &out), 0) << out;
+    ASSERT_TRUE(watch.WaitFor("note\tPC/SC service lost", 5000)) << watch.Seen();
+    ASSERT_EQ(Lab("pcscd-start", &out), 0) << out;
+  }
+  ASSERT_TRUE(watch.WaitFor(std::string("note\tcard still present after the PC/SC restart: ") + kLabReader, 8000))
+      << watch.Seen();
+  EXPECT_EQ(watch.Count("remove"), 1) << watch.Seen();
+  EXPECT_EQ(watch.Count("insert"), 2) << watch.Seen();
+  EXPECT_EQ(Actions(), 1) << ReadFile(actions_);
+  // And it is followed as before: a removal now runs the action once.
+  Lab("remove");
+  ASSERT_TRUE(watch.WaitFor(remove, 5000)) << watch.Seen();
+  SyncAfterRemoval(watch);
+  EXPECT_EQ(ReadFile(actions_), std::string("remove ") + kLabReader + "\nremove " + kLabReader + "\n");
+}
+
+TEST_F(WatchTest, CardRemovedWhilePcscdRestartsIsARemoval) {
+  Setup(RecordingConfig());
+  WatchProcess watch(config_.string());
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  std::string out;
+  auto lost = std::chrono::steady_clock::now();
+  {
+    RestartPcscdAtEnd restart;
+    ASSERT_EQ(Lab("pcscd-stop", &out), 0) << out;
+    ASSERT_EQ(Lab("remove", &out), 0) << out;
+    ASSERT_EQ(Lab("pcscd-start", &out), 0) << out;
+  }
+  ASSERT_TRUE(watch.WaitFor(std::string("remove\t") + kLabReader, 12000)) << watch.Seen();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - lost).count();
+  EXPECT_LT(seconds, 10.5);  // by the service's return + 3 s, at most 10 s after the loss
+  EXPECT_EQ(watch.Count(std::string("note\tcard not seen again since the PC/SC service was lost: ") + kLabReader), 1)
+      << watch.Seen();
+  SyncAfterRemoval(watch);
+  EXPECT_EQ(Actions(), 1) << ReadFile(actions_);
+}
+
+TEST_F(WatchTest, AnotherCardAfterPcscdRestartIsARemovalAndAnInsertion) {
+  Setup(RecordingConfig());
+  WatchProcess watch(config_.string());
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  std::string out;
+  struct RestoreCard {
+    ~RestoreCard() {
+      Lab("pcscd-start");
+      std::string out;
+      EXPECT_EQ(Lab("vpiv-restart", &out), 0) << out;  // the lab's own card again
+    }
+  } restore;
   ASSERT_EQ(Lab("pcscd-stop", &out), 0) << out;
-  ASSERT_TRUE(watch.WaitFor("remove\tVirtual PCD 00 00", 5000)) << watch.Seen();
+  // Same reader, another card (another ATR), put in while pcscd was away.
+  ASSERT_EQ(Lab(std::string("vpiv-restart --removed --atr '") + kOtherAtrHex + "'", &out), 0) << out;
   ASSERT_EQ(Lab("pcscd-start", &out), 0) << out;
-  // vpiv reconnects to the new pcscd: the card shows up again.
-  EXPECT_TRUE(watch.WaitFor("insert\tVirtual PCD 00 00", 8000)) << watch.Seen();
+  ASSERT_EQ(Lab("insert", &out), 0) << out;
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader + "\t3B 8C 80 01 80 73 C0 21 C0 56 76 50 49 56 30 32 B2",
+                            8000))
+      << watch.Seen();
+  EXPECT_EQ(watch.Count(std::string("note\tanother card after the PC/SC restart: ") + kLabReader), 1) << watch.Seen();
+  EXPECT_EQ(watch.Count(std::string("remove\t") + kLabReader), 1) << watch.Seen();
+  EXPECT_EQ(Actions(), 1) << ReadFile(actions_);
+}
+
+TEST_F(WatchTest, PcscdThatStaysAwayEndsInARemoval) {
+  Setup(RecordingConfig());
+  WatchProcess watch(config_.string());
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  RestartPcscdAtEnd restart;
+  std::string out;
+  // watch loses the service while pcscd stops, after this point.
+  auto stopping = std::chrono::steady_clock::now();
+  ASSERT_EQ(Lab("pcscd-stop", &out), 0) << out;
+  ASSERT_TRUE(watch.WaitFor(std::string("remove\t") + kLabReader, 15000)) << watch.Seen();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopping).count();
+  EXPECT_GT(seconds, 9.9);
+  EXPECT_LT(seconds, 13.0);
+  EXPECT_EQ(watch.Count(std::string("note\tcard not seen again since the PC/SC service was lost: ") + kLabReader), 1)
+      << watch.Seen();
+  ASSERT_EQ(Lab("pcscd-start", &out), 0) << out;
+  // Back with the card: an ordinary insertion. The action ran once.
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 8000)) << watch.Seen();
+  EXPECT_EQ(Actions(), 1) << ReadFile(actions_);
+}
+
+TEST_F(WatchTest, LockWithNeitherLogindNorXdgScreensaverSaysSoInOneLine) {
+  Setup(OpenScConfig("token_removal_action = lock\n"));
+  WatchProcess watch(config_.string(), LockOptions());
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  Lab("remove");
+  ASSERT_TRUE(watch.WaitFor(std::string("remove\t") + kLabReader, 5000)) << watch.Seen();
+  SyncAfterRemoval(watch);
+  const auto& lines = watch.lines();
+  std::size_t removed = std::find(lines.begin(), lines.end(), std::string("remove\t") + kLabReader) - lines.begin();
+  ASSERT_EQ(lines.size(), removed + 3) << watch.Seen();  // remove, the one line, insert
+  EXPECT_EQ(lines[removed + 1],
+            "sc_auth: could not lock the session: loginctl lock-session auto: not installed; "
+            "xdg-screensaver lock: not installed")
+      << watch.Seen();
+  EXPECT_EQ(SyslogCount("could not lock the session"), 1);
+  EXPECT_EQ(SyslogCount("could not lock the session: loginctl lock-session auto: not installed; "
+                        "xdg-screensaver lock: not installed (uid 0)"),
+            1);
+}
+
+TEST_F(WatchTest, LockWithFailingBackendsSaysSoInOneLine) {
+  Setup(OpenScConfig("token_removal_action = lock\n"));
+  // What loginctl says on a machine without systemd, and a noisy xdg-screensaver.
+  FakeBackend("loginctl",
+              "echo 'System has not been booted with systemd as init system (PID 1). Can'\"'\"'t operate.' >&2\n"
+              "printf 'Failed to connect to bus: Host is down\\r\\n\\n' >&2\nexit 1");
+  FakeBackend("xdg-screensaver", "echo 'xdg-screensaver: no screensaver' >&2\necho '\033[31mERROR: cannot lock' >&2\nexit 3");
+  WatchProcess watch(config_.string(), LockOptions("c7"));
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  Lab("remove");
+  ASSERT_TRUE(watch.WaitFor(std::string("remove\t") + kLabReader, 5000)) << watch.Seen();
+  SyncAfterRemoval(watch);
+  const auto& lines = watch.lines();
+  std::size_t removed = std::find(lines.begin(), lines.end(), std::string("remove\t") + kLabReader) - lines.begin();
+  ASSERT_EQ(lines.size(), removed + 3) << watch.Seen();
+  EXPECT_EQ(lines[removed + 1],
+            "sc_auth: could not lock the session: loginctl lock-session c7: Failed to connect to bus: Host is down "
+            "(exit status 1); xdg-screensaver lock: \\x1b[31mERROR: cannot lock (exit status 3)")
+      << watch.Seen();
+  EXPECT_EQ(Calls(), "loginctl lock-session c7\nxdg-screensaver lock\n");
+  EXPECT_EQ(SyslogCount("could not lock the session"), 1);
+}
+
+TEST_F(WatchTest, LockFallsBackToXdgScreensaverWhenLoginctlFails) {
+  Setup(OpenScConfig("token_removal_action = lock\n"));
+  FakeBackend("loginctl", "echo 'Failed to connect to bus: Host is down' >&2\nexit 1");
+  FakeBackend("xdg-screensaver", "exit 0");
+  WatchProcess watch(config_.string(), LockOptions());
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  Lab("remove");
+  ASSERT_TRUE(watch.WaitFor("note\tsession locked: xdg-screensaver lock", 5000)) << watch.Seen();
+  SyncAfterRemoval(watch);
+  EXPECT_EQ(Calls(), "loginctl lock-session auto\nxdg-screensaver lock\n");
+  EXPECT_EQ(watch.Count("sc_auth:"), 0) << watch.Seen();
+  EXPECT_EQ(watch.Seen().find("Failed to connect"), std::string::npos) << watch.Seen();
+  EXPECT_EQ(SyslogCount("could not lock"), 0);
+}
+
+TEST_F(WatchTest, LockThroughLogindDoesNotTryXdgScreensaver) {
+  Setup(OpenScConfig("token_removal_action = lock\n"));
+  FakeBackend("loginctl", "exit 0");
+  FakeBackend("xdg-screensaver", "exit 0");
+  WatchProcess watch(config_.string(), LockOptions("42"));
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  Lab("remove");
+  ASSERT_TRUE(watch.WaitFor("note\tsession locked: loginctl lock-session 42", 5000)) << watch.Seen();
+  SyncAfterRemoval(watch);
+  EXPECT_EQ(Calls(), "loginctl lock-session 42\n");
+}
+
+TEST_F(WatchTest, HungLoginctlIsKilledAndXdgScreensaverLocks) {
+  Setup(OpenScConfig("token_removal_action = lock\n"));
+  FakeBackend("loginctl", "exec /bin/sleep 60");
+  FakeBackend("xdg-screensaver", "exit 0");
+  WatchProcess watch(config_.string(), LockOptions());
+  ASSERT_TRUE(watch.WaitFor(std::string("insert\t") + kLabReader, 5000)) << watch.Seen();
+  Lab("remove");
+  auto removed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(watch.WaitFor("note\tsession locked: xdg-screensaver lock", 8000)) << watch.Seen();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - removed).count();
+  EXPECT_GT(seconds, 4.5);
+  EXPECT_LT(seconds, 7.0);
+  EXPECT_EQ(Calls(), "loginctl lock-session auto\nxdg-screensaver lock\n");
+}
+
+// RunWatchAutostart runs `sc_auth --config CONFIG watch --autostart` with
+// XDG_RUNTIME_DIR=runtime and returns its exit status (output: both streams).
+int RunWatchAutostart(const std::string& config, const fs::path& runtime, std::string* output) {
+  std::string cmd = "XDG_RUNTIME_DIR=" + runtime.string() + " timeout 10 " + g_build + "/sc_auth --config " + config +
+                    " watch --autostart 2>&1 </dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  int status = pclose(p);
+  *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_F(WatchTest, AutostartDoesNothingWithoutARemovalAction) {
+  Setup(OpenScConfig());  // token_removal_action = none
+  fs::create_directories(dir_ / "runtime");
+  std::string out;
+  EXPECT_EQ(RunWatchAutostart(config_.string(), dir_ / "runtime", &out), 0) << out;
+  EXPECT_EQ(out, "note\ttoken_removal_action = none: nothing to watch for\n");
+  // It belongs to watch only.
+  EXPECT_EQ(RunScAuth("--config " + config_.string() + " --autostart status", "", &out), 2) << out;
+}
+
+TEST_F(WatchTest, AutostartRunsOncePerUser) {
+  Setup(OpenScConfig("token_removal_action = lock\n"));
+  fs::path runtime = dir_ / "runtime";
+  fs::create_directories(runtime);
+  WatchOptions options = LockOptions();
+  options.args = {"--autostart"};
+  options.env["XDG_RUNTIME_DIR"] = runtime.string();
+  WatchProcess first(config_.string(), options);
+  ASSERT_TRUE(first.WaitFor(std::string("insert\t") + kLabReader, 5000)) << first.Seen();
+  std::string out;
+  EXPECT_EQ(RunWatchAutostart(config_.string(), runtime, &out), 0) << out;
+  EXPECT_EQ(out, "note\tanother sc_auth watch --autostart runs for this user\n");
+  // Another user's runtime directory: a watch of its own.
+  fs::create_directories(dir_ / "runtime2");
+  WatchOptions other = options;
+  other.env["XDG_RUNTIME_DIR"] = (dir_ / "runtime2").string();
+  WatchProcess second(config_.string(), other);
+  EXPECT_TRUE(second.WaitFor(std::string("insert\t") + kLabReader, 5000)) << second.Seen();
 }
 
 // --- hardening: what an attacker's review found (issue "Hardening") ---------------
@@ -3706,7 +4004,7 @@ TEST_F(PcscTest, ScAuthJsonOnThePivCard) {
   EXPECT_EQ(doc["result"], "PAM_SUCCESS") << out;
 
   {
-    WatchProcess watch(config_.string(), /*json=*/true);
+    WatchProcess watch(config_.string(), WatchOptions{.json = true});
     ASSERT_TRUE(watch.WaitFor("{\"event\":\"insert\",\"reader\":\"Virtual PCD 00 00\"", 5000)) << watch.Seen();
     ASSERT_EQ(Lab("remove", &out), 0) << out;
     ASSERT_TRUE(watch.WaitFor("{\"event\":\"remove\",\"reader\":\"Virtual PCD 00 00\"", 5000)) << watch.Seen();

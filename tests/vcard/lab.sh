@@ -6,6 +6,9 @@
 #   start              pcscd + vpiv (card inserted), PIDs in $SC_LAB/*.pid
 #   stop               stop vpiv and pcscd, by the recorded PIDs
 #   pcscd-stop|pcscd-start
+#   vpiv-restart [VPIV-ARGS...]  another vpiv in place of the running one, with
+#                      the start arguments plus these (e.g. --atr HEX, --removed:
+#                      not inserted, which also works while pcscd is stopped)
 #   insert|remove|status   control the card (returns once pcscd saw it)
 #
 # Environment: SC_LAB (state dir), SC_VPIV_BIN (vpiv binary), and for start:
@@ -45,6 +48,14 @@ case ${1:?command} in
     ;;
   pcscd-start)
     sc_pcscd_start "$SC_LAB/pcscd.log"
+    save
+    ;;
+  vpiv-restart)
+    shift
+    sc_vpiv_stop
+    save
+    sc_vpiv_start --pin "${SC_VPIV_PIN:-123456}" --slot "9a:${SC_VPIV_CERT:?}:${SC_VPIV_KEY:?}" \
+      --control "$SC_VPIV_CONTROL" --counter-file "$SC_LAB/counter" "$@"
     save
     ;;
   insert | remove | status)

@@ -106,13 +106,14 @@ chown -R 1001:1001 "$W/home/alice"
 
 # OpenSC configurations: "default" is Debian's /etc/opensc/opensc.conf (no
 # OPENSC_CONF); any other is a "+"-joined list of settings written to a file
-# given as OPENSC_CONF:
+# given as OPENSC_CONF (to pam_smartcard through module_env):
 #   drivers    card_drivers = PIV-II (no probing by other card drivers)
-#   cache      use_file_caching = yes, file_cache_dir = a directory of the row,
-#              owned by the account that runs OpenSC there (pam_smartcard:
-#              helper_user nobody)
-#   locklogin  framework pkcs11 { lock_login = true; } (the card stays locked
-#              from C_Login to C_Logout)
+#   cache      use_file_caching = public, file_cache_dir = a directory of the
+#              row, owned by the account that runs OpenSC there
+#              (pam_smartcard: its helper_user, nobody)
+#   locklogin  framework pkcs11 { lock_login = true; } (card locked from
+#              C_Login to C_Logout)
+#   debug      debug = 3 into debug/ROW/opensc.log (for the APDUs by call)
 # SC_APDU_BENCH_CONFS="default drivers ..." chooses them (default below).
 read -r -a OSC_CONFS <<<"${SC_APDU_BENCH_CONFS:-default drivers cache drivers+cache}"
 osc_name() {
@@ -123,12 +124,19 @@ osc_name() {
       drivers) out+=" PIV-II only" ;;
       cache) out+=" file cache" ;;
       locklogin) out+=" lock_login" ;;
+      debug) out+=" debug log" ;;
       *) echo "unknown OpenSC setting '$part' in '$conf'" >&2; exit 2 ;;
     esac
     out+=" +"
   done
   out=${out% +}
   echo "${out# }"
+}
+# owned_dir DIR ROW: DIR, writable only by the account that runs OpenSC in ROW.
+owned_dir() {
+  mkdir -p "$1"
+  [ "$2" = sc ] && chown "$nobody_uid:$nobody_gid" "$1"
+  chmod 0700 "$1"
 }
 opensc_conf() {  # opensc_conf CONF ROW -> path of the configuration file (empty for default)
   local conf=$1 row=$2 f part
@@ -138,15 +146,20 @@ opensc_conf() {  # opensc_conf CONF ROW -> path of the configuration file (empty
     {
       echo "app default {"
       for part in ${conf//+/ }; do
-        [ "$part" = drivers ] && echo "  card_drivers = PIV-II;"
+        case "$part" in
+          drivers) echo "  card_drivers = PIV-II;" ;;
+          debug)
+            owned_dir "$W/debug/$row" "$row"
+            echo "  debug = 3;"
+            echo "  debug_file = $W/debug/$row/opensc.log;"
+            ;;
+        esac
       done
       echo "  framework pkcs15 {"
       for part in ${conf//+/ }; do
         if [ "$part" = cache ]; then
-          mkdir -p "$W/cache/$conf-$row"
-          [ "$row" = sc ] && chown "$nobody_uid:$nobody_gid" "$W/cache/$conf-$row"
-          chmod 0700 "$W/cache/$conf-$row"
-          echo "    use_file_caching = yes;"
+          owned_dir "$W/cache/$conf-$row" "$row"
+          echo "    use_file_caching = public;"
           echo "    file_cache_dir = $W/cache/$conf-$row;"
         fi
       done
@@ -167,7 +180,7 @@ for conf in "${OSC_CONFS[@]}"; do osc_name "$conf" >/dev/null; done
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 printf 'alice %s %s bench-vpiv\n' "$ALICE_RSA_SPKI" "$now" >"$W/smartcard_pairings"
 chmod 0644 "$W/smartcard_pairings"
-for conf in "${OSC_CONFS[@]}"; do
+for conf in "${OSC_CONFS[@]}" debug; do
   f=$(opensc_conf "$conf" sc)
   {
     echo "[global]"
@@ -242,8 +255,7 @@ declare -A ROWNAME=(
   [pkcs11]="pam_pkcs11 (cert_policy=none)"
   [p11]="pam_p11"
 )
-INS=(select get-data verify general-authenticate get-response other total)
-declare -A R_COUNTS R_WALL0 R_WALL10 R_NA
+declare -A R_COUNTS R_WALL0 R_WALL10 R_NA R_CALLS
 
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -344,6 +356,59 @@ for conf in "${OSC_CONFS[@]}"; do
 done
 
 # ---------------------------------------------------------------------------
+# APDUs by PKCS#11 call: one more login per row with OpenSC's debug log
+# (Debian's settings plus debug = 3). Each APDU goes to the PKCS#11 call that
+# was running when OpenSC sent it (a call whose only log line is its return,
+# like C_Sign, gets the APDUs just before that line). OpenSC does not log the
+# VERIFY that carries the PIN: an sc_pin_cmd with no line inside counts as
+# one. The sum is checked against what the card counted.
+# ---------------------------------------------------------------------------
+# shellcheck disable=SC2016
+BY_CALL_AWK='
+function fn_of(line,   m) {
+  if (!match(line, /\] [^ :]+:[0-9]+:C_[A-Za-z]+:/)) return ""
+  m = substr(line, RSTART, RLENGTH); sub(/:$/, "", m); sub(/.*:/, "", m); return m
+}
+function add(f, c) {
+  if (f == "") { pending += c; return }
+  if (!(f in n)) order[++k] = f
+  n[f] += c
+}
+{
+  if (pin_called) { pin_called = 0; if ($0 ~ /sc_pin_cmd: returning/) add(cur, 1) }
+  f = fn_of($0)
+  if (f != "") {
+    if (pending > 0) { c = pending; pending = 0; add(f, c) }
+    cur = ($0 ~ /= CKR_|returns|= 0x/) ? "" : f
+  } else if ($0 ~ /sc_single_transmit: CLA:/) {
+    add(cur, 1)
+  } else if ($0 ~ /sc_pin_cmd: called/) {
+    pin_called = 1
+  }
+}
+END {
+  for (i = 1; i <= k; i++) { printf "%s%s %d", (i > 1 ? ", " : ""), order[i], n[order[i]]; total += n[order[i]] }
+  if (pending > 0) { printf ", not attributed %d", pending; total += pending }
+  printf "|%d\n", total
+}'
+for row in "${ROWS[@]}"; do
+  [ "$row" = list ] && continue
+  say "${ROWNAME[$row]}: APDUs by PKCS#11 call"
+  f=$(opensc_conf debug "$row")
+  rm -f "$W/debug/$row/opensc.log"
+  login "$row" debug "$PIN" by-call
+  if [ "$LOGIN_RC" != 0 ] || [ ! -s "$W/debug/$row/opensc.log" ]; then
+    R_CALLS[$row]="n/a (exit $LOGIN_RC, see logs/$row-debug-by-call.log)"
+    continue
+  fi
+  by_call=$(awk "$BY_CALL_AWK" "$W/debug/$row/opensc.log")
+  card_total=$(awk '{print $7}' <<<"$LOGIN_COUNTS")
+  R_CALLS[$row]=${by_call%|*}
+  [ "${by_call##*|}" = "$card_total" ] ||
+    R_CALLS[$row]+=" (the card counted $card_total, the log ${by_call##*|})"
+done
+
+# ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
 ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "not installed"; }
@@ -378,18 +443,44 @@ total_of() { awk '{print $7}' <<<"${R_COUNTS[$1]}"; }
     done
   done
   echo
-  # The goal of issue 12: fewer APDUs than every peer, per OpenSC configuration.
-  for conf in "${OSC_CONFS[@]}"; do
-    [ -n "${R_COUNTS[sc:$conf]:-}" ] || { echo "$(osc_name "$conf"): pam_smartcard n/a"; continue; }
-    line="$(osc_name "$conf"): pam_smartcard $(total_of "sc:$conf") APDUs;"
-    verdict=fewer
-    for p in "${PEERS[@]}"; do
-      if [ -z "${R_COUNTS[$p:$conf]:-}" ]; then line+=" ${ROWNAME[$p]} n/a;"; continue; fi
-      line+=" ${ROWNAME[$p]} $(total_of "$p:$conf");"
-      [ "$(total_of "sc:$conf")" -lt "$(total_of "$p:$conf")" ] || verdict="NOT fewer"
-    done
-    echo "$line -> $verdict than every peer measured"
+  echo "APDUs by PKCS#11 call (Debian default + OpenSC debug log):"
+  for row in "${ROWS[@]}"; do
+    [ -n "${R_CALLS[$row]:-}" ] && printf '  %-30s %s\n' "${ROWNAME[$row]}" "${R_CALLS[$row]}"
   done
+  echo
+  # The goal of issue 12: fewer APDUs than every peer. verdict SC PEERS...
+  # compares pam_smartcard's count with each peer's ("-" = not measured).
+  verdict() {
+    local sc=$1 line='' worst=fewer p v
+    shift
+    for p in "${PEERS[@]}"; do
+      v=$1
+      shift
+      line+=" ${ROWNAME[$p]} $v;"
+      [ "$v" = - ] && continue
+      if [ "$sc" -gt "$v" ]; then worst=more; elif [ "$sc" -eq "$v" ] && [ "$worst" = fewer ]; then worst="as few as"; fi
+    done
+    echo "pam_smartcard $sc;$line -> $worst"
+  }
+  peer_totals() {  # peer_totals CONF
+    local p
+    for p in "${PEERS[@]}"; do
+      if [ -n "${R_COUNTS[$p:$1]:-}" ]; then total_of "$p:$1"; else echo -; fi
+    done
+  }
+  echo "Goal: fewer APDUs than every peer."
+  for conf in "${OSC_CONFS[@]}"; do
+    [ -n "${R_COUNTS[sc:$conf]:-}" ] || { echo "  $(osc_name "$conf"): pam_smartcard n/a"; continue; }
+    # shellcheck disable=SC2046
+    echo "  same OpenSC settings ($(osc_name "$conf")): $(verdict "$(total_of "sc:$conf")" $(peer_totals "$conf"))"
+  done
+  # pam_smartcard can give its helper OpenSC settings of its own (module_env
+  # OPENSC_CONF=...); an in-process module gets the system's or the caller's.
+  if [ -n "${R_COUNTS[sc:drivers+cache]:-}" ] && [ -n "${R_COUNTS[sc:default]:-}" ]; then
+    # shellcheck disable=SC2046
+    echo "  helper's own settings (PIV-II only + file cache) vs peers on Debian's:" \
+         "$(verdict "$(total_of "sc:drivers+cache")" $(peer_totals default))"
+  fi
 } | tee "$W/results/table.txt"
 
 echo

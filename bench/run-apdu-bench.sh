@@ -425,16 +425,16 @@ total_of() { awk '{print $7}' <<<"${R_COUNTS[$1]}"; }
   echo "card:     tests/vcard/vpiv, PIV, RSA-2048 in 9A; every login on a freshly inserted card"
   echo "runs:     APDUs of one login (equal in all $((2 * N)) timed logins); wall: median of $N, ms"
   echo
-  fmt='%-20s %-30s %6s %6s %6s %6s %6s %5s %6s %8s %9s\n'
+  fmt='%-24s %-30s %6s %6s %6s %6s %6s %5s %6s %8s %9s\n'
   # shellcheck disable=SC2059
   printf "$fmt" "OpenSC settings" "login" SELECT "GET D." VERIFY "GEN.A." "GET R." other total "0 ms" "10 ms/APDU"
   # shellcheck disable=SC2059
-  printf "$fmt" -------------------- ------------------------------ ------ ------ ------ ------ ------ ----- ------ -------- ---------
+  printf "$fmt" ------------------------ ------------------------------ ------ ------ ------ ------ ------ ----- ------ -------- ---------
   for conf in "${OSC_CONFS[@]}"; do
     for row in "${ROWS[@]}"; do
       key=$row:$conf
       if [ -n "${R_NA[$key]:-}" ]; then
-        printf '%-20s %-30s n/a (%s)\n' "$(osc_name "$conf")" "${ROWNAME[$row]}" "${R_NA[$key]}"
+        printf '%-24s %-30s n/a (%s)\n' "$(osc_name "$conf")" "${ROWNAME[$row]}" "${R_NA[$key]}"
         continue
       fi
       # shellcheck disable=SC2059,SC2086

@@ -2529,6 +2529,87 @@ TEST_F(PcscTest, ScAuthWatchSeesInsertRemoveAndSurvivesPcscdRestart) {
   EXPECT_TRUE(watch.WaitFor("insert\tVirtual PCD 00 00", 8000)) << watch.Seen();
 }
 
+// CardCounts: the virtual card's command APDUs since the last reset-counts,
+// by name ("total", "select", "verify", ...), from lab.sh counts.
+std::map<std::string, long> CardCounts() {
+  std::string out;
+  std::map<std::string, long> counts;
+  if (Lab("counts", &out) != 0) {
+    ADD_FAILURE() << "lab.sh counts: " << out;
+    return counts;
+  }
+  std::istringstream words(out);
+  std::string word;
+  words >> word;  // "ok"
+  while (words >> word) {
+    std::size_t eq = word.find('=');
+    if (eq != std::string::npos && word.substr(0, eq) != "ins") counts[word.substr(0, eq)] = std::stol(word.substr(eq + 1));
+  }
+  return counts;
+}
+
+// CardLog: the card's APDU log (lab.sh starts vpiv with --apdu-log), one
+// entry per command APDU: its instruction name and the command in hex.
+std::vector<std::pair<std::string, std::string>> CardLog() {
+  std::vector<std::pair<std::string, std::string>> apdus;
+  std::istringstream in(ReadFile(fs::path(getenv("SC_LAB")) / "apdu.log"));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string seq, ms, ins, hex;
+    if (!(fields >> seq >> ms >> ins >> hex) || seq == "-") continue;  // "-": power and reset
+    apdus.emplace_back(ins, hex);
+  }
+  return apdus;
+}
+
+// The virtual card counts what a login sends it (bench/run-apdu-bench.sh is
+// built on this): nothing after reset-counts, the same counts for the same
+// login on a freshly inserted card, one VERIFY with a PIN and the
+// signature among them. And the helper asks the token nothing once it has
+// signed: the signature (GENERAL AUTHENTICATE, then GET RESPONSE for the
+// rest of its answer) is the last thing the card sees; a C_GetTokenInfo
+// after C_Sign used to cost OpenSC one more GET DATA.
+TEST_F(PcscTest, TheCardCountsTheApdusOfALogin) {
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  std::map<std::string, long> first;
+  for (int run = 0; run < 2; ++run) {
+    std::string out;
+    ASSERT_EQ(Lab("remove", &out), 0) << out;
+    ASSERT_EQ(Lab("insert", &out), 0) << out;
+    ASSERT_EQ(Lab("reset-counts", &out), 0) << out;
+    EXPECT_EQ(CardCounts()["total"], 0);
+    std::size_t before = CardLog().size();
+    conv_ = ConvState{};
+    conv_.answers = {"123456"};
+    ASSERT_EQ(Run("alice").rc, PAM_SUCCESS);
+    std::map<std::string, long> counts = CardCounts();
+    auto apdus = CardLog();
+    ASSERT_GE(apdus.size(), before);
+    apdus.erase(apdus.begin(), apdus.begin() + static_cast<long>(before));
+    EXPECT_EQ(counts["total"], static_cast<long>(apdus.size()));
+    EXPECT_EQ(counts["total"], counts["select"] + counts["get-data"] + counts["verify"] +
+                                   counts["general-authenticate"] + counts["get-response"] + counts["other"]);
+    // 00 20 00 80 08 + eight masked PIN bytes: VERIFY with the PIN, once.
+    long pin_verifies = std::count_if(apdus.begin(), apdus.end(),
+                                      [](const auto& a) { return a.second.rfind("0020008008**", 0) == 0; });
+    EXPECT_EQ(pin_verifies, 1);
+    EXPECT_GE(counts["general-authenticate"], 1);
+    auto last_sign = std::find_if(apdus.rbegin(), apdus.rend(),
+                                  [](const auto& a) { return a.first == "general-authenticate"; });
+    ASSERT_NE(last_sign, apdus.rend());
+    for (auto it = apdus.rbegin(); it != last_sign; ++it) {
+      EXPECT_EQ(it->first, "get-response") << "after the signature: " << it->first << " " << it->second;
+    }
+    if (run == 0) {
+      first = counts;
+    } else {
+      EXPECT_EQ(counts, first) << "the same login counted differently";
+    }
+  }
+}
+
 // --- hardening: what an attacker's review found (issue "Hardening") ---------------
 // Each test failed on the code before its fix.
 
@@ -3236,6 +3317,23 @@ TEST_F(FaultTest, HundredsOfKeylessCertificatesLeaveTheGoodIdentityUsable) {
   EXPECT_EQ(RunScAuth("--config " + config_.string() + " --debug identities", "", &out), 0) << out;
   EXPECT_NE(out.find(Fx("ALICE_RSA_SPKI")), std::string::npos) << out;
   EXPECT_NE(out.find("more notes"), std::string::npos) << out;
+}
+
+// On a card every C_GetTokenInfo costs APDUs (OpenSC's PIV driver re-checks
+// the card and asks for the PIN status: bench/run-apdu-bench.sh). A login
+// asks once, before the PIN, for the flags that keep the card from locking;
+// not again after signing, where nothing uses the answer.
+TEST_F(FaultTest, AGoodLoginAsksForTheTokenInfoOnceBeforeThePin) {
+  Pair("alice", "ALICE_RSA_SPKI");
+  std::vector<TracedCall> calls = RecordGoodLogin();
+  const unsigned long login = FirstCall(calls, "C_Login");
+  long token_infos = 0;
+  for (const TracedCall& call : calls) {
+    if (call.name != "C_GetTokenInfo") continue;
+    ++token_infos;
+    EXPECT_LT(call.number, login) << "C_GetTokenInfo after C_Login";
+  }
+  EXPECT_EQ(token_infos, 1);
 }
 
 }  // namespace

@@ -16,11 +16,15 @@
 #
 # each under four OpenSC configurations (OPENSC_CONF; for pam_smartcard
 # through module_env): Debian's default, card_drivers = PIV-II, the file cache
-# (use_file_caching = yes), and both. Per row: the command APDUs the card got
-# during one login, by instruction (vpiv's counts), and the median wall time
-# of N logins (default 3) with the card answering at once and 10 ms late per
-# APDU (a real card's pace). Every login starts on a freshly inserted card.
-# Each row is first checked: the right PIN logs in, a wrong one does not.
+# (use_file_caching = public), and both. Per row: the command APDUs the card
+# got during one login, by instruction (vpiv's counts), and the median wall
+# time of N logins (default 3) with the card answering at once and 10 ms late
+# per APDU (a real card's pace). Every login starts on a freshly inserted
+# card. Each row is first checked: the right PIN logs in, a wrong one does
+# not. Then one login per row with OpenSC's debug log splits its APDUs by
+# PKCS#11 call, and the last lines compare pam_smartcard with the peers.
+# SC_APDU_BENCH_CONFS and SC_APDU_BENCH_ROWS choose other configurations and
+# rows (see below).
 #
 # Run as root on Debian 12: sudo bench/run-apdu-bench.sh [N]
 # It installs what is missing (incl. libpam-pkcs11, libpam-p11), builds in
@@ -59,7 +63,7 @@ VPIV=$B/tests/vcard/vpiv
 for f in "$MODULE" "$HELPER" "$VPIV"; do
   [ -e "$f" ] || { echo "build did not produce $f" >&2; exit 1; }
 done
-OPENSC=$(ls /usr/lib/*/opensc-pkcs11.so 2>/dev/null | head -n 1 || true)
+OPENSC=$(find /usr/lib/ -maxdepth 2 -name opensc-pkcs11.so | head -n 1)
 [ -n "$OPENSC" ] || { echo "opensc-pkcs11.so not found" >&2; exit 1; }
 NSSW=$(find /usr/lib/ -maxdepth 2 -name libnss_wrapper.so | head -n 1)
 PAMW=$(find /usr/lib/ -maxdepth 2 -name libpam_wrapper.so | head -n 1)
@@ -70,7 +74,6 @@ mkdir -p "$W"
 find "$W" -mindepth 1 -delete
 umask 022
 mkdir -p "$W/pam.d" "$W/tmp" "$W/logs" "$W/results" "$W/opensc" "$W/cache"
-touch "$W/.start"
 
 say "fixtures"
 bash "$SC_TOP/tests/fixtures/make-fixtures.sh" "$W/fixtures" >"$W/logs/fixtures.log" 2>&1 ||
@@ -458,7 +461,7 @@ total_of() { awk '{print $7}' <<<"${R_COUNTS[$1]}"; }
       shift
       line+=" ${ROWNAME[$p]} $v;"
       [ "$v" = - ] && continue
-      if [ "$sc" -gt "$v" ]; then worst=more; elif [ "$sc" -eq "$v" ] && [ "$worst" = fewer ]; then worst="as few as"; fi
+      if [ "$sc" -gt "$v" ]; then worst="more"; elif [ "$sc" -eq "$v" ] && [ "$worst" = fewer ]; then worst="as few as"; fi
     done
     echo "pam_smartcard $sc;$line -> $worst"
   }

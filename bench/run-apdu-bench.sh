@@ -7,7 +7,8 @@
 # (tests/vcard/vpiv, RSA-2048 key and certificate of alice in slot 9A) behind
 # a private pcscd with the vpcd reader (tests/vcard/lab.sh), for
 #
-#   pam_smartcard          this project (module + its sc-helper child)
+#   pam_smartcard          this project (module + its sc-helper child),
+#                          OpenSC by its path, and through p11-kit
 #   pam_pkcs11             OpenSC pam_pkcs11, cert_policy=none, cn mapper
 #   pam_p11                OpenSC pam_p11, ~/.eid/authorized_certificates
 #   pkcs11-tool sign       the floor: C_Initialize, C_Login and one C_Sign
@@ -138,7 +139,7 @@ osc_name() {
 # owned_dir DIR ROW: DIR, writable only by the account that runs OpenSC in ROW.
 owned_dir() {
   mkdir -p "$1"
-  [ "$2" = sc ] && chown "$nobody_uid:$nobody_gid" "$1"
+  case "$2" in sc*) chown "$nobody_uid:$nobody_gid" "$1" ;; esac
   chmod 0700 "$1"
 }
 opensc_conf() {  # opensc_conf CONF ROW -> path of the configuration file (empty for default)
@@ -183,19 +184,23 @@ for conf in "${OSC_CONFS[@]}"; do osc_name "$conf" >/dev/null; done
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 printf 'alice %s %s bench-vpiv\n' "$ALICE_RSA_SPKI" "$now" >"$W/smartcard_pairings"
 chmod 0644 "$W/smartcard_pairings"
+# Row sc loads OpenSC's module by its path, row sc-kit through p11-kit (the
+# default, pkcs11_module = p11-kit: Debian's opensc-pkcs11 registers it).
 for conf in "${OSC_CONFS[@]}" debug; do
-  f=$(opensc_conf "$conf" sc)
-  {
-    echo "[global]"
-    echo "pkcs11_module = $OPENSC"
-    [ -n "$f" ] && echo "module_env = OPENSC_CONF=$f"
-    echo "timeout = 20"
-    echo "helper = $HELPER"
-    echo "pairings_file = $W/smartcard_pairings"
-  } >"$W/pam_smartcard-$conf.conf"
-  chmod 0644 "$W/pam_smartcard-$conf.conf"
-  printf 'auth     required  %s config=%s\naccount  required  pam_permit.so\n' \
-    "$MODULE" "$W/pam_smartcard-$conf.conf" >"$W/pam.d/apdu-sc-$conf"
+  for row in sc sc-kit; do
+    f=$(opensc_conf "$conf" "$row")
+    {
+      echo "[global]"
+      if [ "$row" = sc ]; then echo "pkcs11_module = $OPENSC"; else echo "pkcs11_module = p11-kit"; fi
+      [ -n "$f" ] && echo "module_env = OPENSC_CONF=$f"
+      echo "timeout = 20"
+      echo "helper = $HELPER"
+      echo "pairings_file = $W/smartcard_pairings"
+    } >"$W/pam_smartcard-$row-$conf.conf"
+    chmod 0644 "$W/pam_smartcard-$row-$conf.conf"
+    printf 'auth     required  %s config=%s\naccount  required  pam_permit.so\n' \
+      "$MODULE" "$W/pam_smartcard-$row-$conf.conf" >"$W/pam.d/apdu-$row-$conf"
+  done
 done
 
 # pam_pkcs11: as in bench/run-bench.sh, with OpenSC's module: cn mapper
@@ -249,12 +254,13 @@ head -c 32 /dev/urandom >>"$W/tmp/input.bin"
 # Rows
 # ---------------------------------------------------------------------------
 # SC_APDU_BENCH_ROWS="sc p11 ..." chooses the rows.
-read -r -a ROWS <<<"${SC_APDU_BENCH_ROWS:-list floor sc pkcs11 p11}"
+read -r -a ROWS <<<"${SC_APDU_BENCH_ROWS:-list floor sc sc-kit pkcs11 p11}"
 PEERS=(pkcs11 p11)
 declare -A ROWNAME=(
   [list]="pkcs11-tool -L (OpenSC binds)"
   [floor]="pkcs11-tool --login --sign"
   [sc]="pam_smartcard"
+  [sc-kit]="pam_smartcard (p11-kit)"
   [pkcs11]="pam_pkcs11 (cert_policy=none)"
   [p11]="pam_p11"
 )
@@ -278,7 +284,7 @@ invoke() {
         -m RSA-PKCS -i "$W/tmp/input.bin" -o "$W/tmp/signature.bin" 2>&1
       return
       ;;
-    sc) svc=apdu-sc-$conf ;;
+    sc | sc-kit) svc=apdu-$row-$conf ;;
     *) svc=apdu-$row ;;
   esac
   timeout -k 5 60 "${env[@]}" NSS_WRAPPER_PASSWD="$W/passwd" NSS_WRAPPER_GROUP="$W/group" \

@@ -116,7 +116,7 @@ struct SignRequest {
 struct SignReply {
   HelperResult result = HelperResult::kOk;
   std::string message;
-  std::uint32_t token_flags = 0;  // after the attempt, for tries-left warnings
+  std::uint32_t token_flags = 0;  // after a failed login, for tries-left warnings (0 on success)
   std::vector<std::uint8_t> signature;
 };
 

@@ -596,17 +596,16 @@ core::SignReply Pkcs11::Impl::Sign(const core::SignRequest& request) {
   sig.resize(sig_len);
   // The signature counts only when the token also ends the login cleanly: a
   // token that fails now may have failed before without saying so, and one
-  // that cannot log out stays open to whoever comes next.
-  std::uint32_t flags = 0;
-  rv = TokenFlags(f, ref.slot, &flags);
-  if (rv != CKR_OK) return fail(Failure(rv), Err("C_GetTokenInfo", rv));
+  // that cannot log out stays open to whoever comes next. No C_GetTokenInfo
+  // here: after a good login the PIN flags say nothing the module uses, and
+  // on a card each one costs APDUs (OpenSC's PIV driver re-checks the card
+  // under a fresh lock, some drivers also ask for the PIN status).
   logout.pending = false;
   rv = f->C_Logout(h);
   if (rv != CKR_OK) return fail(Failure(rv), Err("C_Logout", rv));
   rv = session.Close();
   if (rv != CKR_OK) return fail(Failure(rv), Err("C_CloseSession", rv));
   reply.signature = std::move(sig);
-  reply.token_flags = flags;
   reply.result = HelperResult::kOk;
   return reply;
 }

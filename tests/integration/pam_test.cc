@@ -3139,6 +3139,129 @@ TEST_F(WatchTest, AutostartRunsOncePerUser) {
   EXPECT_TRUE(second.WaitFor(std::string("insert\t") + kLabReader, 5000)) << second.Seen();
 }
 
+// CardCounts: the virtual card's command APDUs since the last reset-counts,
+// by name ("total", "select", "verify", ...), from lab.sh counts.
+std::map<std::string, long> CardCounts() {
+  std::string out;
+  std::map<std::string, long> counts;
+  if (Lab("counts", &out) != 0) {
+    ADD_FAILURE() << "lab.sh counts: " << out;
+    return counts;
+  }
+  std::istringstream words(out);
+  std::string word;
+  words >> word;  // "ok"
+  while (words >> word) {
+    std::size_t eq = word.find('=');
+    if (eq != std::string::npos && word.substr(0, eq) != "ins") counts[word.substr(0, eq)] = std::stol(word.substr(eq + 1));
+  }
+  return counts;
+}
+
+// CardLog: the card's APDU log (lab.sh starts vpiv with --apdu-log), one
+// entry per command APDU: its instruction name and the command in hex.
+std::vector<std::pair<std::string, std::string>> CardLog() {
+  std::vector<std::pair<std::string, std::string>> apdus;
+  std::istringstream in(ReadFile(fs::path(getenv("SC_LAB")) / "apdu.log"));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string seq, ms, ins, hex;
+    if (!(fields >> seq >> ms >> ins >> hex) || seq == "-") continue;  // "-": power and reset
+    apdus.emplace_back(ins, hex);
+  }
+  return apdus;
+}
+
+// The virtual card counts what a login sends it (bench/run-apdu-bench.sh is
+// built on this): nothing after reset-counts, the same counts for the same
+// login on a freshly inserted card, one VERIFY with a PIN and the
+// signature among them. And the helper asks the token nothing once it has
+// signed: the signature (GENERAL AUTHENTICATE, then GET RESPONSE for the
+// rest of its answer) is the last thing the card sees; a C_GetTokenInfo
+// after C_Sign used to cost OpenSC one more GET DATA.
+TEST_F(PcscTest, TheCardCountsTheApdusOfALogin) {
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  std::map<std::string, long> first;
+  for (int run = 0; run < 2; ++run) {
+    std::string out;
+    ASSERT_EQ(Lab("remove", &out), 0) << out;
+    ASSERT_EQ(Lab("insert", &out), 0) << out;
+    ASSERT_EQ(Lab("reset-counts", &out), 0) << out;
+    EXPECT_EQ(CardCounts()["total"], 0);
+    std::size_t before = CardLog().size();
+    conv_ = ConvState{};
+    conv_.answers = {"123456"};
+    ASSERT_EQ(Run("alice").rc, PAM_SUCCESS);
+    std::map<std::string, long> counts = CardCounts();
+    auto apdus = CardLog();
+    ASSERT_GE(apdus.size(), before);
+    apdus.erase(apdus.begin(), apdus.begin() + static_cast<long>(before));
+    EXPECT_EQ(counts["total"], static_cast<long>(apdus.size()));
+    EXPECT_EQ(counts["total"], counts["select"] + counts["get-data"] + counts["verify"] +
+                                   counts["general-authenticate"] + counts["get-response"] + counts["other"]);
+    // 00 20 00 80 08 + eight masked PIN bytes: VERIFY with the PIN, once.
+    long pin_verifies = std::count_if(apdus.begin(), apdus.end(),
+                                      [](const auto& a) { return a.second.rfind("0020008008**", 0) == 0; });
+    EXPECT_EQ(pin_verifies, 1);
+    EXPECT_GE(counts["general-authenticate"], 1);
+    auto last_sign = std::find_if(apdus.rbegin(), apdus.rend(),
+                                  [](const auto& a) { return a.first == "general-authenticate"; });
+    ASSERT_NE(last_sign, apdus.rend());
+    for (auto it = apdus.rbegin(); it != last_sign; ++it) {
+      EXPECT_EQ(it->first, "get-response") << "after the signature: " << it->first << " " << it->second;
+    }
+    if (run == 0) {
+      first = counts;
+    } else {
+      EXPECT_EQ(counts, first) << "the same login counted differently";
+    }
+  }
+}
+
+// What smartcard-auth(7) advises for OpenSC ("Performance on real cards"):
+// an OpenSC configuration for the helper alone, through module_env, with
+// only the PIV driver and the file cache in a directory of helper_user.
+// The login needs fewer APDUs: no other driver probes the card (no SELECT
+// but OpenSC's own), and from the second login on the certificate comes
+// from the cache (fewer GET RESPONSE).
+TEST_F(PcscTest, HelperOwnOpenScSettingsSaveApdus) {
+  // The card's counts of one good login of alice on a freshly inserted card.
+  auto login_counts = [this] {
+    std::string out;
+    EXPECT_EQ(Lab("remove", &out), 0) << out;
+    EXPECT_EQ(Lab("insert", &out), 0) << out;
+    EXPECT_EQ(Lab("reset-counts", &out), 0) << out;
+    conv_ = ConvState{};
+    conv_.answers = {"123456"};
+    EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+    return CardCounts();
+  };
+  Setup(OpenScConfig());
+  Pair("alice", "ALICE_RSA_SPKI");
+  auto plain = login_counts();
+
+  fs::path cache = dir_ / "opensc-cache";
+  fs::create_directories(cache);
+  GiveToHelperUser(cache);
+  fs::permissions(cache, fs::perms::owner_all);
+  fs::path opensc_conf = dir_ / "opensc.conf";
+  WriteFile(opensc_conf, "app default {\n  card_drivers = PIV-II;\n  framework pkcs15 {\n"
+                         "    use_file_caching = public;\n    file_cache_dir = " + cache.string() + ";\n  }\n}\n");
+  Setup(OpenScConfig("module_env = OPENSC_CONF=" + opensc_conf.string() + "\n"));
+  login_counts();  // fills the cache
+  EXPECT_FALSE(fs::is_empty(cache)) << "the helper (as nobody) wrote nothing to " << cache;
+  auto tuned = login_counts();
+
+  EXPECT_GT(plain["select"], 0);
+  EXPECT_EQ(tuned["select"], 0);
+  EXPECT_LT(tuned["get-response"], plain["get-response"]);
+  EXPECT_LT(tuned["total"], plain["total"]);
+  EXPECT_EQ(tuned["verify"], plain["verify"]);
+  EXPECT_EQ(tuned["general-authenticate"], plain["general-authenticate"]);
+}
+
 // --- hardening: what an attacker's review found (issue "Hardening") ---------------
 // Each test failed on the code before its fix.
 
@@ -4156,6 +4279,21 @@ TEST_F(PamTest, OnlyAnEmptySlotIsNoTokenAndNamesTheSlot) {
   bool logged = false;
   for (const std::string& r : Syslog()) logged = logged || std::regex_search(r, no_token);
   EXPECT_TRUE(logged) << ReadFile(syslog_);
+// On a card every C_GetTokenInfo costs APDUs (OpenSC's PIV driver re-checks
+// the card and asks for the PIN status: bench/run-apdu-bench.sh). A login
+// asks once, before the PIN, for the flags that keep the card from locking;
+// not again after signing, where nothing uses the answer.
+TEST_F(FaultTest, AGoodLoginAsksForTheTokenInfoOnceBeforeThePin) {
+  Pair("alice", "ALICE_RSA_SPKI");
+  std::vector<TracedCall> calls = RecordGoodLogin();
+  const unsigned long login = FirstCall(calls, "C_Login");
+  long token_infos = 0;
+  for (const TracedCall& call : calls) {
+    if (call.name != "C_GetTokenInfo") continue;
+    ++token_infos;
+    EXPECT_LT(call.number, login) << "C_GetTokenInfo after C_Login";
+  }
+  EXPECT_EQ(token_infos, 1);
 }
 
 }  // namespace

@@ -10,9 +10,14 @@
 #                      the start arguments plus these (e.g. --atr HEX, --removed:
 #                      not inserted, which also works while pcscd is stopped)
 #   insert|remove|status   control the card (returns once pcscd saw it)
+#   counts|reset-counts    command APDUs the card got, by instruction (vpiv)
+#   delay MS               answer every APDU MS ms late from now on
+#
+# Every command APDU is also logged, one line each, to $SC_LAB/apdu.log.
 #
 # Environment: SC_LAB (state dir), SC_VPIV_BIN (vpiv binary), and for start:
-# SC_VPIV_CERT, SC_VPIV_KEY (slot 9A), SC_VPIV_PIN (default 123456).
+# SC_VPIV_CERT, SC_VPIV_KEY (slot 9A), SC_VPIV_PIN (default 123456),
+# SC_VPIV_APDU_DELAY_MS (default 0).
 set -euo pipefail
 : "${SC_LAB:?set SC_LAB to the lab state directory}"
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -34,7 +39,8 @@ case ${1:?command} in
     sc_pcscd_start "$SC_LAB/pcscd.log"
     save
     sc_vpiv_start --pin "${SC_VPIV_PIN:-123456}" --slot "9a:${SC_VPIV_CERT:?}:${SC_VPIV_KEY:?}" \
-      --control "$SC_VPIV_CONTROL" --counter-file "$SC_LAB/counter"
+      --control "$SC_VPIV_CONTROL" --counter-file "$SC_LAB/counter" \
+      --apdu-log "$SC_LAB/apdu.log" --apdu-delay-ms "${SC_VPIV_APDU_DELAY_MS:-0}"
     save
     ;;
   stop)
@@ -58,8 +64,11 @@ case ${1:?command} in
       --control "$SC_VPIV_CONTROL" --counter-file "$SC_LAB/counter" "$@"
     save
     ;;
-  insert | remove | status)
+  insert | remove | status | counts | reset-counts)
     sc_vpiv_ctl "$1"
+    ;;
+  delay)
+    sc_vpiv_ctl "delay ${2:?delay MS}"
     ;;
   *)
     echo "lab.sh: unknown command $1" >&2

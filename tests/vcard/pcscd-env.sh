@@ -198,8 +198,9 @@ _sc_vpiv_said() {
     return 1
 }
 
-# sc_vpiv_ctl insert|remove|status|quit: one control-socket command; prints
-# the reply ("ok inserted", "ok removed", "ok inserted tries=3/3 verified=no").
+# sc_vpiv_ctl insert|remove|status|counts|reset-counts|"delay MS"|quit: one
+# control-socket command; prints the reply ("ok inserted", "ok removed",
+# "ok inserted tries=3/3 verified=no", "ok total=36 select=4 ...").
 # insert returns once pcscd has seen the card, remove once it has lost it.
 sc_vpiv_ctl() {
     [ -n "$SC_VPIV_CONTROL" ] || { _sc_err "vpiv was not started with --control"; return 1; }

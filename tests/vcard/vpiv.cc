@@ -11,8 +11,13 @@
 // Usage: see usage() below.  Prints "vpiv: ready" once it is set up and
 // "vpiv: inserted" / "vpiv: removed" whenever pcscd starts / stops seeing
 // the card.  A control socket (--control PATH) takes the line commands
-// insert, remove, status and quit; SIGUSR1 inserts, SIGUSR2 removes,
-// SIGTERM/SIGINT exit.
+// insert, remove, status, counts, reset-counts, delay MS and quit; SIGUSR1
+// inserts, SIGUSR2 removes, SIGTERM/SIGINT exit.
+//
+// For measuring what a login costs on a real card: every command APDU is
+// counted by instruction (control command "counts"), can be logged one line
+// each (--apdu-log), and can be answered N ms late (--apdu-delay-ms, or
+// "delay N" at run time), the pace of a real card's chip and reader.
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -764,7 +769,90 @@ struct Options {
     bool inserted = true;
     Bytes atr;
     bool trace = false;
+    int apdu_delay_ms = 0;
+    std::string apdu_log;
 };
+
+constexpr int kMaxApduDelayMs = 10000;
+
+// The instructions a PIV login uses, by name; the rest count as "other".
+struct InsName {
+    uint8_t ins;
+    const char *name;
+};
+constexpr InsName kCountedIns[] = {{0xA4, "select"},
+                                   {0xCB, "get-data"},
+                                   {0x20, "verify"},
+                                   {0x87, "general-authenticate"},
+                                   {0xC0, "get-response"}};
+
+const char *ins_name(uint8_t ins) {
+    for (const InsName &n : kCountedIns)
+        if (n.ins == ins) return n.name;
+    if (ins == 0x24) return "change-reference";
+    return "other";
+}
+
+// ApduCounts: command APDUs received since the start or the last
+// reset-counts, by instruction byte.
+class ApduCounts {
+public:
+    void add(uint8_t ins) {
+        ++by_ins_[ins];
+        ++total_;
+    }
+    void reset() {
+        by_ins_.clear();
+        total_ = 0;
+    }
+    // "total=N select=N get-data=N verify=N general-authenticate=N
+    // get-response=N other=N", then "ins=XX:N,..." for the other
+    // instructions when there were any.
+    std::string format() const {
+        std::ostringstream s;
+        s << "total=" << total_;
+        unsigned long other = 0;
+        std::string others;
+        for (auto &[ins, n] : by_ins_) {
+            bool named = false;
+            for (const InsName &k : kCountedIns) named = named || k.ins == ins;
+            if (named) continue;
+            other += n;
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%s%02X:%lu", others.empty() ? "" : ",", ins, n);
+            others += buf;
+        }
+        for (const InsName &k : kCountedIns) {
+            auto it = by_ins_.find(k.ins);
+            s << " " << k.name << "=" << (it == by_ins_.end() ? 0 : it->second);
+        }
+        s << " other=" << other;
+        if (!others.empty()) s << " ins=" << others;
+        return s.str();
+    }
+
+private:
+    std::map<uint8_t, unsigned long> by_ins_;
+    unsigned long total_ = 0;
+};
+
+// The command APDU as hex for the log, at most 64 bytes; the data of the
+// PIN commands (VERIFY, CHANGE REFERENCE, RESET RETRY COUNTER) is masked.
+std::string apdu_hex(const Bytes &in) {
+    bool secret = in.size() > 5 && (in[1] == 0x20 || in[1] == 0x24 || in[1] == 0x2C);
+    std::string h;
+    char buf[4];
+    for (size_t i = 0; i < in.size() && i < 64; ++i) {
+        if (secret && i >= 5) {
+            h += "**";
+            continue;
+        }
+        std::snprintf(buf, sizeof buf, "%02X", in[i]);
+        h += buf;
+    }
+    if (in.size() > 64) h += "...";
+    return h;
+}
 
 // Generic PIV-style ATR: T=1, historical bytes 80 (status at the end),
 // 73 C0 21 C0 (card capabilities: selection by full/partial DF name,
@@ -780,9 +868,16 @@ Bytes default_atr() {
 
 class Server {
 public:
-    Server(Options opt, Card &card) : opt_(std::move(opt)), card_(card) {}
+    Server(Options opt, Card &card) : opt_(std::move(opt)), card_(card) {
+        delay_ = std::chrono::milliseconds(opt_.apdu_delay_ms);
+    }
 
     int run() {
+        if (!opt_.apdu_log.empty()) {
+            apdu_log_.reset(std::fopen(opt_.apdu_log.c_str(), "a"));
+            if (!apdu_log_) die("cannot open " + opt_.apdu_log + ": " + std::strerror(errno));
+            std::setvbuf(apdu_log_.get(), nullptr, _IOLBF, 0);
+        }
         sigset_t set;
         sigemptyset(&set);
         for (int s : {SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
@@ -800,12 +895,14 @@ public:
             if (tcp_ >= 0 && remove_pending_ && now >= remove_deadline_) disconnect();
             if (tcp_ >= 0 && !inserted_ && announce_at_ && now >= *announce_at_) announce(true);
             if (removed_at_ && now >= *removed_at_) announce(false);
+            if (tcp_ >= 0 && reply_at_ && now >= *reply_at_) send_delayed();
             expire_insert_waiters(now);
 
             std::vector<pollfd> fds;
             fds.push_back({sig_fd_, POLLIN, 0});
             if (ctl_fd_ >= 0) fds.push_back({ctl_fd_, POLLIN, 0});
-            if (tcp_ >= 0) fds.push_back({tcp_, POLLIN, 0});
+            // vpcd waits for the answer before it sends anything else.
+            if (tcp_ >= 0 && !reply_at_) fds.push_back({tcp_, POLLIN, 0});
             for (const Client &c : clients_) fds.push_back({c.fd, POLLIN, 0});
             int timeout = -1;
             auto consider = [&](Clock::time_point t) {
@@ -817,6 +914,7 @@ public:
             if (tcp_ >= 0 && remove_pending_) consider(remove_deadline_);
             if (tcp_ >= 0 && !inserted_ && announce_at_) consider(*announce_at_);
             if (removed_at_) consider(*removed_at_);
+            if (tcp_ >= 0 && reply_at_) consider(*reply_at_);
             for (const Client &c : clients_)
                 if (c.waiting_insert) consider(c.deadline);
 
@@ -893,6 +991,8 @@ private:
         ::close(tcp_);
         tcp_ = -1;
         remove_pending_ = false;
+        reply_at_.reset();
+        delayed_.clear();
         card_.reset();
         next_connect_ = Clock::now() + 50ms;
         seen_ = powered_ = false;
@@ -958,14 +1058,49 @@ private:
             default: break;
             }
             if (opt_.trace) std::fprintf(stderr, "vpiv: ctrl %02X\n", msg[0]);
+            log_control(msg[0]);
             if (out.empty()) return;
         } else {
+            counts_.add(msg[1]);
             out = card_.process(msg);
             if (opt_.trace) trace(msg, out);
+            log_apdu(msg, out);
         }
         Bytes frame = {static_cast<uint8_t>(out.size() >> 8), static_cast<uint8_t>(out.size())};
         frame.insert(frame.end(), out.begin(), out.end());
+        if (len > 1 && delay_.count() > 0) {
+            // A real card's pace: the answer leaves delay_ later.
+            delayed_ = std::move(frame);
+            reply_at_ = Clock::now() + delay_;
+            return;
+        }
         if (!write_all(tcp_, frame.data(), frame.size())) disconnect();
+    }
+
+    void send_delayed() {
+        reply_at_.reset();
+        Bytes frame = std::move(delayed_);
+        delayed_.clear();
+        if (!write_all(tcp_, frame.data(), frame.size())) disconnect();
+    }
+
+    // --apdu-log: vpcd's power and reset requests, not counted as APDUs
+    // (but on a real card a reset costs an ATR and drops the PIN state).
+    void log_control(uint8_t code) {
+        if (!apdu_log_) return;
+        static const char *const kNames[] = {"power-off", "power-on", "reset", "?", "get-atr"};
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
+        std::fprintf(apdu_log_.get(), "- %.3f ctrl %s\n", ms, code < 5 ? kNames[code] : "?");
+    }
+
+    // --apdu-log: one line per command APDU: sequence number, ms since
+    // vpiv started, instruction, command (PIN data masked), answer size, SW.
+    void log_apdu(const Bytes &in, const Bytes &out) {
+        if (!apdu_log_) return;
+        double ms = std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
+        std::fprintf(apdu_log_.get(), "%lu %.3f %s %s -> %zu bytes SW %02X%02X\n", ++logged_, ms,
+                     ins_name(in[1]), apdu_hex(in).c_str(), out.size() - 2, out[out.size() - 2],
+                     out.back());
     }
 
     // --trace: command APDU (first 64 bytes) and response (size, SW).
@@ -1061,6 +1196,20 @@ private:
                 s << "ok " << state() << " tries=" << card_.tries_left() << "/"
                   << card_.max_tries() << " verified=" << (card_.verified() ? "yes" : "no");
                 reply(*it, s.str());
+            } else if (cmd == "counts") {
+                reply(*it, "ok " + counts_.format());
+            } else if (cmd == "reset-counts") {
+                counts_.reset();
+                reply(*it, "ok");
+            } else if (cmd.rfind("delay ", 0) == 0) {
+                std::string v = cmd.substr(6);
+                if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos ||
+                    std::stoi(v) > kMaxApduDelayMs) {
+                    reply(*it, "error delay wants 0.." + std::to_string(kMaxApduDelayMs) + " ms");
+                } else {
+                    delay_ = std::chrono::milliseconds(std::stoi(v));
+                    reply(*it, "ok delay=" + v);
+                }
             } else if (cmd == "quit") {
                 reply(*it, "ok");
                 quit_ = true;
@@ -1072,6 +1221,13 @@ private:
 
     Options opt_;
     Card &card_;
+    ApduCounts counts_;
+    FilePtr apdu_log_;
+    unsigned long logged_ = 0;
+    const Clock::time_point start_ = Clock::now();
+    std::chrono::milliseconds delay_{0};
+    Bytes delayed_;                              // the answer waiting for reply_at_
+    std::optional<Clock::time_point> reply_at_;
     int sig_fd_ = -1, ctl_fd_ = -1, tcp_ = -1;
     bool want_inserted_ = true, quit_ = false;
     bool seen_ = false;      // vpcd has accepted the connection
@@ -1088,15 +1244,18 @@ private:
                  "usage: vpiv [--port N] [--pin PIN] [--tries N] [--counter-file F]\n"
                  "            --slot REF:CERT.pem:KEY.pem [--slot ...]  (REF: 9a 9c 9d 9e)\n"
                  "            [--control SOCKET] [--inserted|--removed] [--atr HEX]\n"
-                 "            [--no-pin-always] [--trace]\n"
-                 "       vpiv --send SOCKET insert|remove|status|quit\n"
+                 "            [--no-pin-always] [--trace] [--apdu-delay-ms N] [--apdu-log FILE]\n"
+                 "       vpiv --send SOCKET insert|remove|status|counts|reset-counts|'delay N'|quit\n"
                  "  --port        vpcd port (default 35963 = reader \"Virtual PCD 00 00\")\n"
                  "  --pin         PIV application PIN, 6-8 digits (default 123456)\n"
                  "  --tries       PIN retry limit (default 3)\n"
                  "  --counter-file keeps the retry counter and PIN across runs\n"
-                 "  --control     UNIX socket for line commands: insert remove status quit\n"
+                 "  --control     UNIX socket for line commands: insert remove status quit,\n"
+                 "                counts (APDUs by instruction), reset-counts, delay N (ms)\n"
                  "  --no-pin-always  key 9C does not need a VERIFY before each use\n"
                  "  --trace       log APDUs to stderr\n"
+                 "  --apdu-delay-ms answer every command APDU N ms late (0..10000, default 0)\n"
+                 "  --apdu-log    append one line per command APDU to FILE (PIN data masked)\n"
                  "SIGUSR1 inserts, SIGUSR2 removes, SIGTERM exits.\n");
     std::exit(code);
 }
@@ -1122,6 +1281,8 @@ Options parse_args(int argc, char **argv) {
             else if (a == "--atr") o.atr = from_hex(value());
             else if (a == "--no-pin-always") o.card.pin_always_9c = false;
             else if (a == "--trace") o.trace = true;
+            else if (a == "--apdu-delay-ms") o.apdu_delay_ms = std::stoi(value());
+            else if (a == "--apdu-log") o.apdu_log = value();
             else if (a == "--help" || a == "-h") usage(0);
             else usage(1);
         } catch (const std::logic_error &e) {
@@ -1135,6 +1296,7 @@ Options parse_args(int argc, char **argv) {
         die("--pin must be 6 to 8 digits");
     if (o.atr.size() < 2 || o.atr.size() > 33) die("bad --atr");
     if (o.slots.empty()) die("at least one --slot is needed");
+    if (o.apdu_delay_ms < 0 || o.apdu_delay_ms > kMaxApduDelayMs) die("--apdu-delay-ms must be 0..10000");
     return o;
 }
 

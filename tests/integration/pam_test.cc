@@ -4279,6 +4279,8 @@ TEST_F(PamTest, OnlyAnEmptySlotIsNoTokenAndNamesTheSlot) {
   bool logged = false;
   for (const std::string& r : Syslog()) logged = logged || std::regex_search(r, no_token);
   EXPECT_TRUE(logged) << ReadFile(syslog_);
+}
+
 // On a card every C_GetTokenInfo costs APDUs (OpenSC's PIV driver re-checks
 // the card and asks for the PIN status: bench/run-apdu-bench.sh). A login
 // asks once, before the PIN, for the flags that keep the card from locking;

@@ -126,57 +126,48 @@ run_suite() {
 }
 
 run_suite plain _build
-# The real programs (sudo, su, login, i3lock under Xvfb, pam-auth-update) with
-# the virtual PIV card, in a private namespace, on the plain build.
-echo "==> [clients] real sudo, su, login, i3lock and pam-auth-update (tests/clients)"
-if [ -x _build/sc-helper ] && [ -f _build/.libs/pam_smartcard.so ]; then
-  clients_rc=0
-  bash tests/clients/run-clients.sh _build >_build/clients.out 2>&1 || clients_rc=$?
-  grep -E '^(ok|FAIL) ' _build/clients.out | cut -c1-160 | sed 's/^/    /' || true
-  p=$(sed -n 's/^clients: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' _build/clients.out)
-  f=$(sed -n 's/^clients: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' _build/clients.out)
+# counted_suite NAME SCRIPT: one of the scripts that print a line per test
+# ("ok", "FAIL" or "skip" first) and end with "NAME: N passed, M failed",
+# run on the plain build; its row, and on failure the failed tests or the end
+# of its output.
+counted_suite() {
+  local name=$1 script=$2 out=_build/$1.out rc=0 p f
+  if [ ! -x _build/sc-helper ] || [ ! -f _build/.libs/pam_smartcard.so ]; then
+    record "$name" "NOT RUN" "" ""
+    note "$name: not run (the plain build failed)"
+    failed=1
+    return 0
+  fi
+  bash "$script" _build >"$out" 2>&1 || rc=$?
+  grep -E '^(ok|FAIL|skip) ' "$out" | cut -c1-160 | sed 's/^/    /' || true
+  p=$(sed -n "s/^$name: \([0-9]*\) passed, \([0-9]*\) failed\$/\1/p" "$out")
+  f=$(sed -n "s/^$name: \([0-9]*\) passed, \([0-9]*\) failed\$/\2/p" "$out")
   passed_total=$((passed_total + ${p:-0}))
   failed_total=$((failed_total + ${f:-0}))
   if [ -z "$p" ]; then
-    record clients "FAILED" "" ""
-    note "clients: ended before its summary (exit $clients_rc); end of _build/clients.out:"
-    tail -n 40 _build/clients.out | tee -a "$SC_TOP/.run-tests-failures"
+    record "$name" "FAILED" "" ""
+    note "$name: ended before its summary (exit $rc); end of $out:"
+    tail -n 40 "$out" | tee -a "$SC_TOP/.run-tests-failures"
     failed=1
-  elif [ "$clients_rc" != 0 ] || [ "$f" != 0 ]; then
-    record clients "FAILED" "$p" "$f"
-    note "clients: $f failed:"
-    grep -E '^FAIL ' -A8 _build/clients.out | head -n 60 | tee -a "$SC_TOP/.run-tests-failures" || true
+  elif [ "$rc" != 0 ] || [ "$f" != 0 ]; then
+    record "$name" "FAILED" "$p" "$f"
+    note "$name: $f failed (exit $rc):"
+    grep -E '^FAIL ' -A8 "$out" | head -n 60 | tee -a "$SC_TOP/.run-tests-failures" || true
     failed=1
   else
-    record clients "passed" "$p" 0
+    record "$name" "passed" "$p" 0
   fi
-else
-  record clients "NOT RUN" "" ""
-  note "clients: not run (the plain build failed)"
-  failed=1
-fi
+}
 
+# The real programs (sudo, su, login, i3lock under Xvfb, pam-auth-update) with
+# the virtual PIV card, in a private namespace.
+echo "==> [clients] real sudo, su, login, i3lock and pam-auth-update (tests/clients)"
+counted_suite clients tests/clients/run-clients.sh
 # The Debian package: built with dpkg-buildpackage from the release tarball,
 # lintian, then installed with dpkg into a private overlay root, the profile
 # enabled, sudo with the virtual PIV card, removed and purged.
 echo "==> [package] dpkg-buildpackage, lintian, dpkg -i / sudo / --purge in a private root (tests/package)"
-if [ -x _build/sc-helper ]; then
-  package_rc=0
-  bash tests/package/run-package.sh _build >_build/package.out 2>&1 || package_rc=$?
-  grep -E '^(ok|FAIL|skip) ' _build/package.out | cut -c1-160 | sed 's/^/    /' || true
-  p=$(sed -n 's/^package: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' _build/package.out)
-  f=$(sed -n 's/^package: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' _build/package.out)
-  passed_total=$((passed_total + ${p:-0}))
-  failed_total=$((failed_total + ${f:-0}))
-  if [ "$package_rc" != 0 ] || [ -z "$p" ]; then
-    { echo "package: failed (exit $package_rc); end of _build/package.out:"; tail -n 40 _build/package.out; } |
-      tee -a "$SC_TOP/.run-tests-failures"
-    failed=1
-  fi
-else
-  echo "package: not run (the plain build failed)" | tee -a "$SC_TOP/.run-tests-failures"
-  failed=1
-fi
+counted_suite package tests/package/run-package.sh
 
 run_suite asan _build-asan --enable-sanitizers
 

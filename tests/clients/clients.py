@@ -39,6 +39,25 @@ def sudo_id(w, user="alice", stdin=None):
     return w.term(user, ["sudo", "id", "-u"])
 
 
+def tries_used(w, expected):
+    """The PIN tries the card lost so far (its counter starts full, at 3):
+    EXPECTED exactly, or at most EXPECTED when it is a range("<=1")."""
+    used = 3 - w.tries()
+    if isinstance(expected, str):
+        assert used <= int(expected.lstrip("<=")), f"{used} tries used"
+    else:
+        assert used == expected, f"{used} tries used"
+    return used
+
+
+def sudo_at_pin_prompt(w, answer):
+    """sudo id -u as alice, ANSWER typed at the PIN prompt."""
+    t = sudo_id(w)
+    t.expect(PIN_PROMPT, 10)
+    t.line(answer)
+    return t
+
+
 def ends_as_root(t):
     t.expect(r"(?m)^0\r?$", 15)
     assert t.wait(10) == 0, f"sudo exited {t.status}"
@@ -47,27 +66,21 @@ def ends_as_root(t):
 @test
 def sudo_right_pin(w):
     sudo_stack(w)
-    t = sudo_id(w)
-    t.expect(PIN_PROMPT, 10)
-    t.line(PIN)
+    t = sudo_at_pin_prompt(w, PIN)
     ends_as_root(t)
     assert t.count(SUDO_PROMPT) == 0, "a password prompt was shown"
-    used = 3 - w.tries()
-    assert used == 0, f"{used} tries used"
+    used = tries_used(w, 0)
     return f"tries used 0; saw: {screen(t)}"
 
 
 @test
 def sudo_wrong_pin_then_password(w):
     sudo_stack(w)
-    t = sudo_id(w)
-    t.expect(PIN_PROMPT, 10)
-    t.line("000000")
+    t = sudo_at_pin_prompt(w, "000000")
     t.expect(SUDO_PROMPT, 10)
     t.line(ALICE_PW)
     ends_as_root(t)
-    used = 3 - w.tries()
-    assert used == 1, f"{used} tries used"
+    used = tries_used(w, 1)
     return f"tries used 1; saw: {screen(t)}"
 
 
@@ -78,8 +91,7 @@ def sudo_password_piped_into_sudo_s(w):
     r = subprocess.run(World.as_user("alice", ["sudo", "-S", "id", "-u"]), input=ALICE_PW + "\n", text=True,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     assert r.returncode == 0 and r.stdout.strip() == "0", f"sudo -S: {r.returncode} {r.stdout!r} {r.stderr!r}"
-    used = 3 - w.tries()
-    assert used == 0, f"{used} tries used"
+    used = tries_used(w, 0)
     return f"tries used 0; stderr: {r.stderr.strip()!r}"
 
 
@@ -87,18 +99,15 @@ def sudo_password_piped_into_sudo_s(w):
 def sudo_three_failed_attempts_use_at_most_one_try(w):
     """Case 2: a wrong PIN and mistyped passwords in one sudo command."""
     sudo_stack(w)
-    t = sudo_id(w)
-    t.expect(PIN_PROMPT, 10)
-    t.line("000000")
+    t = sudo_at_pin_prompt(w, "000000")
     for attempt in range(3):
         t.expect(SUDO_PROMPT, 10)
         t.line("Wrong-pass-%d" % attempt)
     t.expect(r"3 incorrect password attempts", 30)
     assert t.wait(10) != 0
     pins = t.count(PIN_PROMPT)
-    used = 3 - w.tries()
     assert pins == 1, f"{pins} PIN prompts"
-    assert used <= 1, f"{used} tries used"
+    used = tries_used(w, "<=1")
     return f"PIN prompts 1, tries used {used}, card not locked; saw: {screen(t)}"
 
 
@@ -106,13 +115,10 @@ def sudo_three_failed_attempts_use_at_most_one_try(w):
 def sudo_numeric_password_of_pin_length_shape(w):
     """Case 6's other side: a password that is not PIN-shaped is never a PIN try."""
     sudo_stack(w)
-    t = sudo_id(w)
-    t.expect(PIN_PROMPT, 10)
-    t.line(ALICE_PW)
+    t = sudo_at_pin_prompt(w, ALICE_PW)
     ends_as_root(t)
     assert t.count(SUDO_PROMPT) == 0, "the password was asked for again"
-    used = 3 - w.tries()
-    assert used == 0, f"{used} tries used"
+    used = tries_used(w, 0)
     return f"password typed at the PIN prompt, tries used 0, one prompt; saw: {screen(t)}"
 
 
@@ -160,8 +166,7 @@ def sudo_card_of_another_user(w):
     t.line(ALICE_PW)
     ends_as_root(t)
     assert t.count(PIN_PROMPT) == 0, "the PIN was asked for a card that is not alice's"
-    used = 3 - w.tries()
-    assert used == 0, f"{used} tries used"
+    used = tries_used(w, 0)
     return f"no PIN prompt, tries used 0; saw: {screen(t)}"
 
 
@@ -177,8 +182,7 @@ def sudo_card_pulled_at_the_pin_prompt(w):
     t.line(ALICE_PW)
     ends_as_root(t)
     w.insert()
-    used = 3 - w.tries()
-    assert used == 0, f"{used} tries used"
+    used = tries_used(w, 0)
     return f"tries used 0; saw: {screen(t)}"
 
 
@@ -216,18 +220,13 @@ def profile_enable_then_sudo_with_card_and_with_password(w):
     auth = common_auth_lines()
     assert any("pam_smartcard.so" in x for x in auth), auth
     assert any("pam_unix.so" in x and "try_first_pass" in x for x in auth), auth
-    t = sudo_id(w)
-    t.expect(PIN_PROMPT, 10)
-    t.line(PIN)
+    t = sudo_at_pin_prompt(w, PIN)
     ends_as_root(t)
     card = screen(t)
-    t = sudo_id(w)
-    t.expect(PIN_PROMPT, 10)
-    t.line(ALICE_PW)
+    t = sudo_at_pin_prompt(w, ALICE_PW)
     ends_as_root(t)
     assert t.count(SUDO_PROMPT) == 0, "the password was asked for again"
-    used = 3 - w.tries()
-    assert used == 0, f"{used} tries used"
+    used = tries_used(w, 0)
     return f"common-auth: {' / '.join(' '.join(x.split()) for x in auth)}; card: {card}; password: {screen(t)}"
 
 
@@ -236,9 +235,7 @@ def profile_and_service_line_ask_once(w):
     """Case 5: the profile enabled and the README's line in /etc/pam.d/sudo."""
     sudo_stack(w)
     w.profile(True)
-    t = sudo_id(w)
-    t.expect(PIN_PROMPT, 10)
-    t.line("000000")
+    t = sudo_at_pin_prompt(w, "000000")
     t.expect(SUDO_PROMPT, 10)
     t.line(ALICE_PW)
     ends_as_root(t)
@@ -246,9 +243,7 @@ def profile_and_service_line_ask_once(w):
     assert pins == 1 and used <= 1, f"{pins} PIN prompts, {used} tries used"
     wrong = screen(t)
     w.reset_tries()
-    t = sudo_id(w)
-    t.expect(PIN_PROMPT, 10)
-    t.line(PIN)
+    t = sudo_at_pin_prompt(w, PIN)
     ends_as_root(t)
     assert t.count(PIN_PROMPT) == 1, "asked twice"
     return f"wrong PIN: 1 PIN prompt, {used} try used: {wrong}; right PIN: {screen(t)}"
@@ -361,8 +356,7 @@ def i3lock_pin_unlock(w):
     i3lock_stack(w)
     lock = Locker(w)
     secs = lock.unlocked_within(lock.type(PIN), 10)
-    used = 3 - w.tries()
-    assert used == 0, f"{used} tries used"
+    used = tries_used(w, 0)
     return f"unlocked {secs:.2f} s after Enter, tries used 0"
 
 
@@ -400,8 +394,7 @@ def i3lock_wait_for_card_pin_then_card(w):
     w.insert()
     inserted = time.monotonic()
     lock.unlocked_within(enter, 15)
-    used = 3 - w.tries()
-    assert used == 0, f"{used} tries used"
+    used = tries_used(w, 0)
     return f"unlocked {time.monotonic() - inserted:.2f} s after the card was inserted, tries used 0"
 
 

@@ -165,6 +165,8 @@ def deb_holds_the_install_layout(w):
         "/usr/share/man/man5/pam_smartcard.conf.5.gz",
         "/usr/share/man/man7/smartcard-auth.7.gz",
         "/usr/share/doc/pam-smartcard/examples/sudo",
+        "/usr/lib/systemd/user/sc-auth-watch.service",
+        "/etc/xdg/autostart/sc-auth-watch.desktop",
     ]
     missing = [f for f in want if f not in files]
     assert not missing, f"not in the .deb: {missing}"
@@ -175,7 +177,10 @@ def deb_holds_the_install_layout(w):
     run(["dpkg-deb", "-e", w.deb, control])
     with open(os.path.join(control, "conffiles")) as f:
         conffiles = f.read().split()
-    assert conffiles == ["/etc/security/pam_smartcard.conf"], conffiles
+    # The policy, and the desktop's autostart entry (dh makes every file under
+    # /etc a conffile: an administrator may edit or remove it).
+    assert sorted(conffiles) == ["/etc/security/pam_smartcard.conf", "/etc/xdg/autostart/sc-auth-watch.desktop"], \
+        conffiles
     return f"{len(files)} paths; module in {pam_dir()}; conffiles: {' '.join(conffiles)}"
 
 

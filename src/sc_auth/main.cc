@@ -184,11 +184,14 @@ sc::core::Result<sc::core::SecretBytes> ReadPin(const std::string& prompt, sc::c
   bool tty = isatty(STDIN_FILENO) == 1;
   struct termios saved {};
   if (tty) {
-    std::cerr << prompt << std::flush;
+    // Echo goes off (and what was typed before the prompt is dropped) before
+    // the prompt is shown: a PIN typed as soon as the prompt appears is
+    // neither echoed nor thrown away.
     if (tcgetattr(STDIN_FILENO, &saved) != 0) return Status(Code::kInternal, "tcgetattr failed");
     struct termios quiet = saved;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    std::cerr << prompt << std::flush;
   }
   sc::core::SecretBytes pin;
   unsigned char buf[sc::core::kMaxPinBytes + 1];
@@ -206,7 +209,7 @@ sc::core::Result<sc::core::SecretBytes> ReadPin(const std::string& prompt, sc::c
     buf[n++] = c;
   }
   if (tty) {
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    tcsetattr(STDIN_FILENO, TCSADRAIN, &saved);  // keeps what is typed next (a second prompt's answer)
     std::cerr << "\n";
   }
   if (n > 0 && buf[n - 1] == '\r') --n;

@@ -7,24 +7,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/fd.h"
+
 namespace sc::core {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(-1); }
-  int get() const { return fd_; }
-  void Reset(int fd) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
 
 // OpenTrusted opens path and applies the ownership, type, mode and size
 // checks; fd stays -1 (and the result is OK) for a missing file when

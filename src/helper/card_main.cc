@@ -12,6 +12,7 @@
 #include "core/channel.h"
 #include "core/protocol.h"
 #include "core/secret.h"
+#include "helper/sanitizers.h"
 #include "helper/start.h"
 #include "pcsc/presence.h"
 #include "pkcs11/token.h"
@@ -126,7 +127,7 @@ int main(int argc, char** argv) {
   // SoftHSM) helps no one: leave at once. Under AddressSanitizer the leak
   // check runs at exit, so the normal exit is kept there.
   int rc = Serve();
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SC_UNDER_ASAN)
   return rc;
 #else
   _exit(rc);

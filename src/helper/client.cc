@@ -54,15 +54,14 @@ std::string NetworkHelperPath(const std::string& helper_path) {
 }
 
 core::Result<std::unique_ptr<HelperClient>> HelperClient::Spawn(
-    const std::string& helper_path,
+    const std::string& card_helper_path,
     const std::vector<std::pair<std::string, std::string>>& module_env, const SpawnOptions& options) {
-  if (helper_path.empty() || helper_path.front() != '/') {
+  if (card_helper_path.empty() || card_helper_path.front() != '/') {
     return core::ConfigError("helper path must be absolute");
   }
-  if (options.role == HelperRole::kNetwork) {
-    // The network helper is a program of its own, next to the card helper.
-    return Spawn(NetworkHelperPath(helper_path), module_env, {HelperRole::kCard, options.user, true});
-  }
+  // The network helper is a program of its own, next to the card helper.
+  const bool network = options.role == HelperRole::kNetwork;
+  const std::string helper_path = network ? NetworkHelperPath(card_helper_path) : card_helper_path;
   if (access(helper_path.c_str(), X_OK) != 0) {
     // A broken installation, not a missing card: PAM_SERVICE_ERR.
     return core::ConfigError("smart-card helper " + helper_path + ": " + std::strerror(errno));
@@ -76,7 +75,7 @@ core::Result<std::unique_ptr<HelperClient>> HelperClient::Spawn(
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
   std::vector<std::string> arg_storage{helper_path};
-  if (options.network_path) arg_storage.emplace_back(kNetworkRoleArg);
+  if (network) arg_storage.emplace_back(kNetworkRoleArg);
   if (!options.user.empty()) arg_storage.push_back(kUserArgPrefix + options.user);
   std::vector<char*> argv;
   for (std::string& a : arg_storage) argv.push_back(a.data());

@@ -42,8 +42,6 @@ struct SpawnOptions {
   // helper_user: the account a helper spawned by root switches to before it
   // loads any library code it was asked for; empty or "root" keeps root.
   std::string user;
-  // Internal: the path given to Spawn is already the network helper's.
-  bool network_path = false;
 };
 
 // The network helper's program name; it lives next to the card helper.
@@ -55,15 +53,16 @@ std::string NetworkHelperPath(const std::string& helper_path);
 
 class HelperClient {
  public:
-  // Spawn starts helper_path with fd 3 connected to us, stdin/stdout/stderr
-  // on /dev/null, and only kBaseEnvironment plus module_env. It works
+  // Spawn starts the card helper at card_helper_path, or for a network role
+  // sc-net-helper beside it (NetworkHelperPath), with fd 3 connected to us,
+  // stdin/stdout/stderr on /dev/null, and only kBaseEnvironment plus module_env. It works
   // whichever of the caller's fds 0-2 are closed (setuid programs and daemons
   // may start so): every descriptor it makes is above 2. kConfig when the
   // helper is not an executable (a broken installation), kUnavailable when
   // no process can be made. Whether the helper really started shows at the
   // first exchange: see Hello below.
   static core::Result<std::unique_ptr<HelperClient>> Spawn(
-      const std::string& helper_path,
+      const std::string& card_helper_path,
       const std::vector<std::pair<std::string, std::string>>& module_env, const SpawnOptions& options = {});
   ~HelperClient();  // closes the socket, gives the helper 1 s to exit, kills it
   HelperClient(const HelperClient&) = delete;

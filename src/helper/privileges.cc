@@ -14,14 +14,7 @@
 #include <fstream>
 #include <vector>
 
-// AddressSanitizer reserves terabytes of address space: no RLIMIT_AS there.
-#if defined(__SANITIZE_ADDRESS__)
-#define SC_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SC_UNDER_ASAN 1
-#endif
-#endif
+#include "helper/sanitizers.h"  // AddressSanitizer reserves terabytes of address space: no RLIMIT_AS there
 
 namespace sc::helper {
 namespace {

@@ -36,6 +36,7 @@
 #include "sc_auth/session_lock.h"
 #include "core/accounts.h"
 #include "core/config.h"
+#include "core/fd.h"
 #include "core/pairings.h"
 #include "core/secure_file.h"
 #include "core/strings.h"
@@ -743,16 +744,13 @@ class WatchLock {
   bool Acquire() {
     const char* dir = std::getenv("XDG_RUNTIME_DIR");
     if (dir == nullptr || dir[0] != '/') return true;
-    fd_ = open((std::string(dir) + "/sc_auth-watch.lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd_ < 0) return true;
-    return flock(fd_, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK;
-  }
-  ~WatchLock() {
-    if (fd_ >= 0) close(fd_);
+    fd_.Reset(open((std::string(dir) + "/sc_auth-watch.lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (fd_.get() < 0) return true;
+    return flock(fd_.get(), LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK;
   }
 
  private:
-  int fd_ = -1;
+  sc::core::Fd fd_;
 };
 
 int CmdWatch(const Cli& cli, const sc::core::Options& options) {

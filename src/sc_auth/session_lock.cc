@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/fd.h"
 #include "core/strings.h"
 
 namespace sc::sc_auth {
@@ -24,21 +25,7 @@ constexpr std::size_t kMaxStderrBytes = 4096;
 constexpr std::size_t kMaxReasonBytes = 200;
 
 // Fd owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  void Reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
+using core::Fd;
 
 // LastLine returns the last non-blank line of text, sanitised and cut to
 // kMaxReasonBytes.

@@ -3344,6 +3344,36 @@ TEST_F(PamTest, CardHelperLinksNoCryptoOrDirectoryLibrary) {
   }
 }
 
+// The module carries libstdc++ (configure's default): libpam's RTLD_NOW load
+// then binds no libstdc++.so symbols, and nothing of the copy is exported, so
+// a C++ host keeps its own (this test binary is one: every test here loads the
+// module next to the shared libstdc++).
+TEST_F(PamTest, ModuleCarriesItsOwnLibstdcxxAndExportsOnlyThePamEntryPoints) {
+#ifndef SC_MODULE_STATIC_LIBSTDCXX
+  GTEST_SKIP() << "configured with --disable-static-libstdcxx-module (or sanitizers)";
+#endif
+  auto run = [](const std::string& command) {
+    std::string out;
+    FILE* p = popen(command.c_str(), "r");
+    if (p == nullptr) return out;
+    char buf[512];
+    while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    pclose(p);
+    return out;
+  };
+  const std::string module = g_build + "/.libs/pam_smartcard.so";
+  std::string needed = run("readelf -d " + module + " | grep NEEDED");
+  EXPECT_NE(needed.find("libcrypto"), std::string::npos) << needed;
+  EXPECT_EQ(needed.find("libstdc++"), std::string::npos) << needed;
+  std::string exported = run("nm -D --defined-only " + module);
+  std::istringstream lines(exported);
+  std::vector<std::string> names;
+  for (std::string line; std::getline(lines, line);) names.push_back(line.substr(line.rfind(' ') + 1));
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"pam_sm_acct_mgmt", "pam_sm_authenticate", "pam_sm_setcred"}))
+      << exported;
+}
+
 TEST_F(PamTest, HelperKeyNamingTheNetworkHelperIsServiceErr) {
   std::string text = SoftHsmConfig("ALICE_RSA_CONF");
   text.replace(text.find(g_build + "/sc-helper"), (g_build + "/sc-helper").size(), g_build + "/sc-net-helper");

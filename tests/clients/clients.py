@@ -314,15 +314,32 @@ class Locker:
 
     def __init__(self, w):
         self.w = w
-        self.proc = subprocess.Popen(World.as_user("alice", ["env", f"DISPLAY={w.display}", "i3lock", "-n"]),
+        # i3lock connects to X before PAM is involved; on a loaded machine its
+        # connection to Xvfb was seen refused ("Could not connect to X11")
+        # now and then. That start is tried again (at most twice more, said
+        # on stderr); anything after it counts.
+        for attempt in range(3):
+            if self._start():
+                return
+            print(f"note: i3lock could not connect to Xvfb (start {attempt + 1}), starting it again",
+                  file=sys.stderr, flush=True)
+        raise AssertionError("i3lock could not connect to Xvfb three times")
+
+    def _start(self):
+        self.proc = subprocess.Popen(World.as_user("alice", ["env", f"DISPLAY={self.w.display}", "i3lock", "-n"]),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         end = time.monotonic() + 10
         # Locked once i3lock's window is mapped (it has grabbed the keyboard by then).
-        while subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "i3lock"], env=w.xenv,
+        while subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "i3lock"], env=self.w.xenv,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
-            assert self.proc.poll() is None, f"i3lock exited {self.proc.returncode}: {self.proc.stdout.read()}"
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read()
+                if "Could not connect to X11" in out:
+                    return False
+                raise AssertionError(f"i3lock exited {self.proc.returncode}: {out}")
             assert time.monotonic() < end, "i3lock did not lock the screen within 10 s"
             time.sleep(0.02)
+        return True
 
     def type(self, text):
         """Types TEXT and Enter; returns when Enter was sent."""

@@ -2335,6 +2335,189 @@ TEST_F(LdapTest, DirectoryDownIsAuthinfoUnavail) {
   EXPECT_EQ(Login("carol"), PAM_SUCCESS);
 }
 
+// --- key pairings in the directory (directory_pairing) -------------------------
+
+// Each test gets its own organizational unit in the run's slapd (the shipped
+// etc/ldap/pam_smartcard.schema is loaded there), with entries it adds and
+// removes through ldapmodify as the directory administrator, and configs
+// that search only that unit.
+class DirectoryPairingTest : public LdapTest {
+ protected:
+  void SetUp() override {
+    LdapTest::SetUp();
+    if (IsSkipped()) return;
+    ou_name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ou_ = "ou=" + ou_name_ + ",dc=example,dc=test";
+    ASSERT_EQ(LdapModify("dn: " + ou_ + "\nchangetype: add\nobjectClass: organizationalUnit\nou: " + ou_name_ + "\n"),
+              0);
+  }
+  void TearDown() override {
+    if (!ou_.empty()) LdapRun("ldapdelete -r '" + ou_ + "'", "");
+  }
+  // LdapRun runs an OpenLDAP client as cn=admin against the run's slapd,
+  // with input as its standard input; returns its exit status.
+  int LdapRun(const std::string& tool, const std::string& input, std::string* output = nullptr) {
+    fs::path in = dir_ / "ldap-input.ldif";
+    WriteFile(in, input, 0600);
+    std::string cmd = "env -u LD_PRELOAD LDAPNOINIT=1 " + tool + " -x -H ldap://127.0.0.1:" +
+                      std::string(getenv("SC_SLAPD_PORT")) + "/ -D cn=admin,dc=example,dc=test -y " +
+                      std::string(getenv("SC_SLAPD_DIR")) + "/admin.pw <" + in.string() + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[512];
+    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    int status = p ? pclose(p) : -1;
+    if (output) *output = out;
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc != 0) ADD_FAILURE() << tool << " failed (" << rc << "): " << out << "\ninput:\n" << input;
+    return rc;
+  }
+  int LdapModify(const std::string& ldif) { return LdapRun("ldapmodify", ldif); }
+  std::string Dn(const std::string& uid) const { return "uid=" + uid + "," + ou_; }
+  // AddPerson adds uid's entry, carrying the given key hashes.
+  void AddPerson(const std::string& uid, const std::vector<std::string>& keys, const std::string& rdn = "") {
+    std::string ldif = "dn: " + (rdn.empty() ? Dn(uid) : rdn + "," + ou_) +
+                       "\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: pamSmartcardPairing\nuid: " + uid +
+                       "\ncn: " + uid + "\nsn: " + uid + "\n";
+    for (const std::string& k : keys) ldif += "pamSmartcardPairedKey: " + k + "\n";
+    ASSERT_EQ(LdapModify(ldif), 0);
+  }
+  void AddKey(const std::string& uid, const std::string& key) {
+    ASSERT_EQ(LdapModify("dn: " + Dn(uid) + "\nchangetype: modify\nadd: pamSmartcardPairedKey\npamSmartcardPairedKey: " +
+                         key + "\n-\n"),
+              0);
+  }
+  void DeleteKey(const std::string& uid, const std::string& key) {
+    ASSERT_EQ(LdapModify("dn: " + Dn(uid) + "\nchangetype: modify\ndelete: pamSmartcardPairedKey\npamSmartcardPairedKey: " +
+                         key + "\n-\n"),
+              0);
+  }
+  // DirectoryConfig: SoftHSM card, no pairings file in use, pairings from
+  // this test's unit of the directory.
+  std::string DirectoryConfig(const std::string& card_conf, const std::string& extra = "") {
+    return SoftHsmConfig(card_conf, "user_pairing = no\ndirectory_pairing = pamSmartcardPairedKey\n" + extra) +
+           Ldap().replace(Ldap().find("base = dc=example,dc=test"), 25, "base = " + ou_);
+  }
+  int LoginWithPin(const std::string& user, std::string* final_user = nullptr) {
+    conv_ = ConvState{};
+    conv_.answers = {"123456"};
+    auto out = Run(user);
+    if (final_user) *final_user = out.final_user;
+    return out.rc;
+  }
+  std::string ou_name_, ou_;
+};
+
+// The cn=config form of the shipped schema loads into a slapd.d of its own
+// (slapadd -n 0, then slaptest), beside OpenLDAP's core schema.
+TEST_F(LdapTest, ShippedCnConfigLdifLoads) {
+  fs::path conf = dir_ / "slapd.d";
+  fs::create_directories(conf);
+  const std::string ldif = std::string(getenv("abs_top_srcdir")) + "/etc/ldap/pam_smartcard.ldif";
+  WriteFile(dir_ / "config.ldif",
+            "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n\n"
+            "dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
+            "include: file:///etc/ldap/schema/core.ldif\n\ninclude: file://" + ldif + "\n\n"
+            "dn: olcDatabase={0}config,cn=config\nobjectClass: olcDatabaseConfig\nolcDatabase: {0}config\n");
+  std::string cmd = "env -u LD_PRELOAD /usr/sbin/slapadd -n 0 -F " + conf.string() + " -l " + (dir_ / "config.ldif").string() +
+                    " && env -u LD_PRELOAD /usr/sbin/slaptest -u -F " + conf.string() + " 2>&1";
+  EXPECT_EQ(system(cmd.c_str()), 0) << cmd;
+  std::string loaded = ReadFile(conf / "cn=config" / "cn=schema" / "cn={1}pam_smartcard.ldif");
+  EXPECT_NE(loaded.find("NAME 'pamSmartcardPairedKey'"), std::string::npos) << loaded;
+  EXPECT_NE(loaded.find("NAME 'pamSmartcardPairing'"), std::string::npos) << loaded;
+}
+
+TEST_F(DirectoryPairingTest, KeyInTheUsersEntryLogsInWithoutAPairingsFile) {
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);  // no entry yet
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  EXPECT_FALSE(fs::exists(pairings_));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_TRUE(Contains(Syslog(), "pairing(ldap:pamSmartcardPairedKey " + Dn("alice") + ") trust=none"));
+  std::string user;
+  EXPECT_EQ(LoginWithPin("", &user), PAM_SUCCESS);  // the user from the card
+  EXPECT_EQ(user, "alice");
+  // Upper-case hex in the directory is the same key (caseIgnoreIA5Match).
+  DeleteKey("alice", Fx("ALICE_RSA_SPKI"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  std::string upper = Fx("ALICE_RSA_SPKI");
+  std::transform(upper.begin() + 7, upper.end(), upper.begin() + 7, [](char c) { return std::toupper(c); });
+  AddKey("alice", upper);
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  std::string out = Explain("-u alice");
+  EXPECT_NE(out.find("directory pairing (pamSmartcardPairedKey): paired with alice by " + Dn("alice")),
+            std::string::npos) << out;
+}
+
+TEST_F(DirectoryPairingTest, ItFollowsCheckCertificateTrustAsALocalPairing) {
+  // A directory pairing is a pairing: with check_certificate_trust = none
+  // the pinned key is the trust (the test above); at chain level the
+  // certificate must chain to the configured anchors as well.
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  Setup(DirectoryConfig("ALICE_RSA_CONF", "check_certificate_trust = chain\nca_file = " + Fx("CA_CHAIN") + "\n"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_TRUE(Contains(Syslog(), "pairing(ldap:pamSmartcardPairedKey " + Dn("alice") + ") trust=chain"));
+  Setup(DirectoryConfig("ALICE_RSA_CONF",
+                        "check_certificate_trust = chain\nca_file = " + Fx("TRUST_OTHER_ROOT_CERT") + "\n"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  EXPECT_TRUE(Contains(conv_.errors, "not trusted"));
+}
+
+TEST_F(DirectoryPairingTest, AnotherUsersEntryMapsToThatUserOnly) {
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  AddPerson("bob", {Fx("BOB_EC_SPKI")});
+  Setup(DirectoryConfig("BOB_EC_CONF"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);  // bob's key, PAM_USER=alice
+  EXPECT_TRUE(Contains(conv_.errors, "This card is not paired with alice"));
+  EXPECT_EQ(LoginWithPin("bob"), PAM_SUCCESS);
+  std::string user;
+  EXPECT_EQ(LoginWithPin("", &user), PAM_SUCCESS);
+  EXPECT_EQ(user, "bob");
+}
+
+TEST_F(DirectoryPairingTest, TwoEntriesClaimingOneKeyAreRefusedAndLogged) {
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  AddPerson("dave", {Fx("ALICE_RSA_SPKI"), Fx("BOB_EC_SPKI")});
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  EXPECT_EQ(LoginWithPin("dave"), PAM_AUTH_ERR);
+  EXPECT_EQ(LoginWithPin(""), PAM_USER_UNKNOWN);
+  EXPECT_TRUE(Contains(Syslog(), Fx("ALICE_RSA_SPKI") + " is claimed by 2 entries (" + Dn("alice") + "; " +
+                                     Dn("dave") + "): refused"));
+  // Even two entries of one user name (in two places) are refused.
+  DeleteKey("dave", Fx("ALICE_RSA_SPKI"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")}, "cn=alice-again");
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+}
+
+TEST_F(DirectoryPairingTest, DirectoryDownIsAuthinfoUnavailAndThePasswordModuleStillRuns) {
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  fs::path passdb = dir_ / "passdb";
+  WriteFile(passdb, "alice:secret-password:sctest\n", 0600);
+  stack_ = "auth sufficient " + Module() + " config=" + config_.string() +
+           "\nauth required /usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so passdb=" + passdb.string() + "\n";
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  Slapd("stop");
+  stack_ = "auth required " + Module() + " config=" + config_.string() + "\n";
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(conv_.prompts.empty());  // no PIN asked for a card nobody can map
+  EXPECT_TRUE(Contains(Syslog(), "directory pairing (pamSmartcardPairedKey)"));
+  // Behind it, the password module asks and decides.
+  stack_ = "auth sufficient " + Module() + " config=" + config_.string() +
+           "\nauth required /usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so passdb=" + passdb.string() + "\n";
+  conv_ = ConvState{};
+  conv_.answers = {"secret-password"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_EQ(conv_.prompts.size(), 1u);
+  conv_ = ConvState{};
+  conv_.answers = {"wrong-password"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  Slapd("start");
+  ou_.clear();  // the restarted directory has its initial entries only
+}
+
 TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {
   Setup(MockConfig("alice-rsa", "", "check_certificate_trust = chain\n"));
   Pair("alice", "ALICE_RSA_SPKI");

@@ -2158,6 +2158,88 @@ TEST(HelperSidesTest, CardHelperRefusesTheNetwork) {
   EXPECT_EQ(fetched->message, "OCSP fetch refused: this is a card helper");
 }
 
+// SlapdSh runs tests/ldap/slapd.sh COMMAND on the run's slapd (start: with
+// its port and initial LDIF, which wipes what tests added); its output.
+std::string SlapdSh(const std::string& command) {
+  std::string cmd = "env -u LD_PRELOAD bash " + std::string(getenv("abs_top_srcdir")) + "/tests/ldap/slapd.sh " +
+                    command + " " + getenv("SC_SLAPD_DIR");
+  if (command == "start") cmd += std::string(" ") + getenv("SC_SLAPD_PORT") + " " + getenv("SC_SLAPD_LDIF");
+  cmd += " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[512];
+  while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  int rc = p ? pclose(p) : -1;
+  EXPECT_EQ(rc, 0) << cmd << ": " << out;
+  return out;
+}
+
+// TestDirectory is one organizational unit of the run's slapd (which loads
+// the shipped etc/ldap/pam_smartcard.schema): entries are added and changed
+// with ldapmodify as the directory administrator, as a site would.
+class TestDirectory {
+ public:
+  // Open creates ou=NAME,dc=example,dc=test; work holds the LDIF files.
+  void Open(const fs::path& work, const std::string& name) {
+    work_ = work;
+    ou_ = "ou=" + name + ",dc=example,dc=test";
+    ASSERT_EQ(Modify("dn: " + ou_ + "\nchangetype: add\nobjectClass: organizationalUnit\nou: " + name + "\n"), 0);
+  }
+  // Close removes the unit (forget it when the directory was restarted).
+  void Close() {
+    if (!ou_.empty()) Run("ldapdelete -r '" + ou_ + "'", "");
+    ou_.clear();
+  }
+  void Forget() { ou_.clear(); }
+  const std::string& ou() const { return ou_; }
+  std::string Dn(const std::string& uid) const { return "uid=" + uid + "," + ou_; }
+  // Run runs an OpenLDAP client as cn=admin with input on its standard
+  // input; its exit status (a failure is a test failure).
+  int Run(const std::string& tool, const std::string& input, std::string* output = nullptr) {
+    fs::path in = work_ / "ldap-input.ldif";
+    WriteFile(in, input, 0600);
+    std::string cmd = "env -u LD_PRELOAD LDAPNOINIT=1 " + tool + " -x -H ldap://127.0.0.1:" +
+                      std::string(getenv("SC_SLAPD_PORT")) + "/ -D cn=admin,dc=example,dc=test -y " +
+                      std::string(getenv("SC_SLAPD_DIR")) + "/admin.pw <" + in.string() + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[512];
+    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    int status = p ? pclose(p) : -1;
+    if (output) *output = out;
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc != 0) ADD_FAILURE() << tool << " failed (" << rc << "): " << out << "\ninput:\n" << input;
+    return rc;
+  }
+  int Modify(const std::string& ldif) { return Run("ldapmodify", ldif); }
+  // AddPerson adds uid's entry (RDN rdn, default uid=UID) with these keys.
+  void AddPerson(const std::string& uid, const std::vector<std::string>& keys, const std::string& rdn = "") {
+    std::string ldif = "dn: " + (rdn.empty() ? Dn(uid) : rdn + "," + ou_) +
+                       "\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: pamSmartcardPairing\nuid: " + uid +
+                       "\ncn: " + uid + "\nsn: " + uid + "\n";
+    for (const std::string& k : keys) ldif += "pamSmartcardPairedKey: " + k + "\n";
+    ASSERT_EQ(Modify(ldif), 0);
+  }
+  void AddKey(const std::string& uid, const std::string& key) {
+    ASSERT_EQ(Modify("dn: " + Dn(uid) + "\nchangetype: modify\nadd: pamSmartcardPairedKey\npamSmartcardPairedKey: " + key +
+                     "\n-\n"),
+              0);
+  }
+  void DeleteKey(const std::string& uid, const std::string& key) {
+    ASSERT_EQ(Modify("dn: " + Dn(uid) + "\nchangetype: modify\ndelete: pamSmartcardPairedKey\npamSmartcardPairedKey: " +
+                     key + "\n-\n"),
+              0);
+  }
+  // LdapSection: an [ldap] section searching this unit only.
+  std::string LdapSection(const std::string& extra = "") const {
+    return "[ldap]\nuri = ldap://127.0.0.1:" + std::string(getenv("SC_SLAPD_PORT")) + "/\nbase = " + ou_ + "\n" + extra;
+  }
+
+ private:
+  fs::path work_;
+  std::string ou_;
+};
+
 // --- directory mapping ([ldap], attribute = ldap:ATTRIBUTE) ----------------------
 
 // The slapd that run-integration.sh starts: users carol (Kerberos principal),
@@ -2170,19 +2252,7 @@ class LdapTest : public RuleTest {
     if (getenv("SC_SLAPD_DIR") == nullptr) GTEST_SKIP() << "no slapd (run-tests.sh installs it)";
     RuleTest::SetUp();
   }
-  static std::string Slapd(const std::string& command) {
-    std::string cmd = "env -u LD_PRELOAD bash " + std::string(getenv("abs_top_srcdir")) + "/tests/ldap/slapd.sh " +
-                      command + " " + getenv("SC_SLAPD_DIR");
-    if (command == "start") cmd += std::string(" ") + getenv("SC_SLAPD_PORT") + " " + getenv("SC_SLAPD_LDIF");
-    cmd += " 2>&1";
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[512];
-    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
-    int rc = p ? pclose(p) : -1;
-    EXPECT_EQ(rc, 0) << cmd << ": " << out;
-    return out;
-  }
+  static std::string Slapd(const std::string& command) { return SlapdSh(command); }
   static pid_t SlapdPid() {
     return static_cast<pid_t>(std::stol(ReadFile(std::string(getenv("SC_SLAPD_DIR")) + "/slapd.pid")));
   }
@@ -2346,57 +2416,20 @@ class DirectoryPairingTest : public LdapTest {
   void SetUp() override {
     LdapTest::SetUp();
     if (IsSkipped()) return;
-    ou_name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ou_ = "ou=" + ou_name_ + ",dc=example,dc=test";
-    ASSERT_EQ(LdapModify("dn: " + ou_ + "\nchangetype: add\nobjectClass: organizationalUnit\nou: " + ou_name_ + "\n"),
-              0);
+    directory_.Open(dir_, ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
-  void TearDown() override {
-    if (!ou_.empty()) LdapRun("ldapdelete -r '" + ou_ + "'", "");
-  }
-  // LdapRun runs an OpenLDAP client as cn=admin against the run's slapd,
-  // with input as its standard input; returns its exit status.
-  int LdapRun(const std::string& tool, const std::string& input, std::string* output = nullptr) {
-    fs::path in = dir_ / "ldap-input.ldif";
-    WriteFile(in, input, 0600);
-    std::string cmd = "env -u LD_PRELOAD LDAPNOINIT=1 " + tool + " -x -H ldap://127.0.0.1:" +
-                      std::string(getenv("SC_SLAPD_PORT")) + "/ -D cn=admin,dc=example,dc=test -y " +
-                      std::string(getenv("SC_SLAPD_DIR")) + "/admin.pw <" + in.string() + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[512];
-    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
-    int status = p ? pclose(p) : -1;
-    if (output) *output = out;
-    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (rc != 0) ADD_FAILURE() << tool << " failed (" << rc << "): " << out << "\ninput:\n" << input;
-    return rc;
-  }
-  int LdapModify(const std::string& ldif) { return LdapRun("ldapmodify", ldif); }
-  std::string Dn(const std::string& uid) const { return "uid=" + uid + "," + ou_; }
-  // AddPerson adds uid's entry, carrying the given key hashes.
+  void TearDown() override { directory_.Close(); }
+  std::string Dn(const std::string& uid) const { return directory_.Dn(uid); }
   void AddPerson(const std::string& uid, const std::vector<std::string>& keys, const std::string& rdn = "") {
-    std::string ldif = "dn: " + (rdn.empty() ? Dn(uid) : rdn + "," + ou_) +
-                       "\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: pamSmartcardPairing\nuid: " + uid +
-                       "\ncn: " + uid + "\nsn: " + uid + "\n";
-    for (const std::string& k : keys) ldif += "pamSmartcardPairedKey: " + k + "\n";
-    ASSERT_EQ(LdapModify(ldif), 0);
+    directory_.AddPerson(uid, keys, rdn);
   }
-  void AddKey(const std::string& uid, const std::string& key) {
-    ASSERT_EQ(LdapModify("dn: " + Dn(uid) + "\nchangetype: modify\nadd: pamSmartcardPairedKey\npamSmartcardPairedKey: " +
-                         key + "\n-\n"),
-              0);
-  }
-  void DeleteKey(const std::string& uid, const std::string& key) {
-    ASSERT_EQ(LdapModify("dn: " + Dn(uid) + "\nchangetype: modify\ndelete: pamSmartcardPairedKey\npamSmartcardPairedKey: " +
-                         key + "\n-\n"),
-              0);
-  }
+  void AddKey(const std::string& uid, const std::string& key) { directory_.AddKey(uid, key); }
+  void DeleteKey(const std::string& uid, const std::string& key) { directory_.DeleteKey(uid, key); }
   // DirectoryConfig: SoftHSM card, no pairings file in use, pairings from
   // this test's unit of the directory.
   std::string DirectoryConfig(const std::string& card_conf, const std::string& extra = "") {
     return SoftHsmConfig(card_conf, "user_pairing = no\ndirectory_pairing = pamSmartcardPairedKey\n" + extra) +
-           Ldap().replace(Ldap().find("base = dc=example,dc=test"), 25, "base = " + ou_);
+           directory_.LdapSection();
   }
   int LoginWithPin(const std::string& user, std::string* final_user = nullptr) {
     conv_ = ConvState{};
@@ -2405,11 +2438,9 @@ class DirectoryPairingTest : public LdapTest {
     if (final_user) *final_user = out.final_user;
     return out.rc;
   }
-  std::string ou_name_, ou_;
+  TestDirectory directory_;
 };
 
-// The cn=config form of the shipped schema loads into a slapd.d of its own
-// (slapadd -n 0, then slaptest), beside OpenLDAP's core schema.
 TEST_F(LdapTest, ShippedCnConfigLdifLoads) {
   fs::path conf = dir_ / "slapd.d";
   fs::create_directories(conf);
@@ -2515,7 +2546,7 @@ TEST_F(DirectoryPairingTest, DirectoryDownIsAuthinfoUnavailAndThePasswordModuleS
   conv_.answers = {"wrong-password"};
   EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
   Slapd("start");
-  ou_.clear();  // the restarted directory has its initial entries only
+  directory_.Forget();  // the restarted directory has its initial entries only
 }
 
 TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {
@@ -2583,6 +2614,131 @@ class PcscTest : public PamTest {
            "pairings_file = " + pairings_.string() + "\n" + extra;
   }
 };
+
+// --- fleets: three machines, one directory ------------------------------------
+// Three machines' configurations (each its own pam_smartcard.conf and pam.d
+// directory, a different service and policy) share the run's slapd; the
+// card is the virtual PIV card in the lab's pcscd, read through OpenSC. A
+// pairing is added and removed once, with ldapmodify.
+
+class FleetTest : public PcscTest {
+ protected:
+  struct Machine {
+    std::string name;     // laptop1 ...
+    std::string service;  // the PAM service its login goes through
+    fs::path config, pamd;
+  };
+
+  void SetUp() override {
+    if (getenv("SC_SLAPD_DIR") == nullptr) GTEST_SKIP() << "no slapd (run-tests.sh installs it)";
+    PcscTest::SetUp();
+    if (IsSkipped()) return;
+    directory_.Open(dir_, ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    passdb_ = dir_ / "passdb";
+    WriteFile(passdb_, "alice:alice-password:login\nalice:alice-password:sudo\nalice:alice-password:xscreensaver\n", 0600);
+    // laptop1: console login, the pinned key is the trust.
+    // laptop2: sudo, the certificate must chain to the site's CA as well.
+    // laptop3: a screen locker that also reads the pairings file (none here).
+    const std::string pairing = "directory_pairing = pamSmartcardPairedKey\n";
+    AddMachine("laptop1", "login", "user_pairing = no\n" + pairing);
+    AddMachine("laptop2", "sudo",
+               "user_pairing = no\n" + pairing + "check_certificate_trust = chain\nca_file = " + Fx("CA_CHAIN") + "\n");
+    AddMachine("laptop3", "xscreensaver", pairing);
+  }
+  void TearDown() override { directory_.Close(); }
+
+  void AddMachine(const std::string& name, const std::string& service, const std::string& policy) {
+    Machine m{name, service, dir_ / name / "pam_smartcard.conf", dir_ / name / "pam.d"};
+    fs::create_directories(m.pamd);
+    WriteFile(m.config, OpenScConfig(policy) + directory_.LdapSection());
+    machines_.push_back(m);
+    Stack(m, "required");
+  }
+
+  // Stack writes m's pam.d file: pam_smartcard with this control, and with
+  // "sufficient" a password module (pam_wrapper's pam_matrix) after it.
+  void Stack(const Machine& m, const std::string& control) {
+    std::string text = "auth " + control + " " + Module() + " config=" + m.config.string() + "\n";
+    if (control == "sufficient") {
+      text += "auth required /usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so passdb=" + passdb_.string() + "\n";
+    }
+    WriteFile(m.pamd / m.service, text);
+  }
+
+  // Login runs a login as user on m through real libpam; answers reply to
+  // the prompts in turn.
+  int Login(const Machine& m, const std::string& user, std::deque<std::string> answers = {"123456"}) {
+    conv_ = ConvState{};
+    conv_.answers = std::move(answers);
+    struct pam_conv conv {Converse, &conv_};
+    pam_handle_t* pamh = nullptr;
+    int rc = pam_start_confdir(m.service.c_str(), user.c_str(), &conv, m.pamd.c_str(), &pamh);
+    EXPECT_EQ(rc, PAM_SUCCESS);
+    if (rc != PAM_SUCCESS) return rc;
+    rc = pam_authenticate(pamh, 0);
+    pam_end(pamh, rc);
+    return rc;
+  }
+
+  // Everywhere: the result of a login as user on each machine.
+  std::vector<int> Everywhere(const std::string& user, std::deque<std::string> answers = {"123456"}) {
+    std::vector<int> out;
+    for (const Machine& m : machines_) out.push_back(Login(m, user, answers));
+    return out;
+  }
+  static std::vector<int> All(int rc) { return {rc, rc, rc}; }
+
+  TestDirectory directory_;
+  std::vector<Machine> machines_;
+  fs::path passdb_;
+};
+
+TEST_F(FleetTest, APairingAddedOnceServesEveryMachineAndIsRevokedOnce) {
+  const std::string key = Fx("ALICE_RSA_SPKI");
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTH_ERR));  // not paired anywhere yet
+  directory_.AddPerson("alice", {});
+  directory_.AddKey("alice", key);  // once
+  EXPECT_EQ(Everywhere("alice"), All(PAM_SUCCESS));
+  for (const char* how : {"pairing(ldap:pamSmartcardPairedKey uid=alice,ou=", ") trust=none", ") trust=chain"}) {
+    EXPECT_TRUE(Contains(Syslog(), how)) << how;
+  }
+  directory_.DeleteKey("alice", key);  // once
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTH_ERR));
+  EXPECT_TRUE(Contains(conv_.errors, "This card is not paired with alice"));
+  EXPECT_FALSE(fs::exists(pairings_));
+}
+
+TEST_F(FleetTest, AKeyInAnotherUsersEntryAndAKeyTwoEntriesClaim) {
+  const std::string key = Fx("ALICE_RSA_SPKI");
+  // The card's key in bob's entry: the card is bob's, on every machine.
+  directory_.AddPerson("bob", {key});
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTH_ERR));
+  for (const Machine& m : machines_) EXPECT_EQ(Login(m, "bob"), PAM_SUCCESS) << m.name;
+  // alice's entry claims it too: refused everywhere, and logged.
+  directory_.AddPerson("alice", {key});
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTH_ERR));
+  EXPECT_EQ(Everywhere("bob"), All(PAM_AUTH_ERR));
+  std::size_t logged = 0;
+  for (const std::string& r : Syslog()) {
+    logged += r.find(key + " is claimed by 2 entries (" + directory_.Dn("bob") + "; " + directory_.Dn("alice") +
+                     "): refused") != std::string::npos;
+  }
+  EXPECT_EQ(logged, 6u);  // each of the six logins said why
+}
+
+TEST_F(FleetTest, DirectoryDownEveryMachineIsAuthinfoUnavailAndThePasswordWorks) {
+  directory_.AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  EXPECT_EQ(Everywhere("alice"), All(PAM_SUCCESS));
+  SlapdSh("stop");
+  directory_.Forget();  // restarted below with its initial entries only
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTHINFO_UNAVAIL));
+  EXPECT_TRUE(conv_.prompts.empty());  // no PIN asked
+  for (const Machine& m : machines_) Stack(m, "sufficient");
+  EXPECT_EQ(Everywhere("alice", {"alice-password"}), All(PAM_SUCCESS));
+  EXPECT_EQ(conv_.prompts.size(), 1u);  // the password module's prompt only
+  EXPECT_EQ(Everywhere("alice", {"wrong"}), All(PAM_AUTH_ERR));
+  SlapdSh("start");
+}
 
 TEST_F(PcscTest, CardInReaderSucceedsThroughOpenSC) {
   Setup(OpenScConfig());

@@ -2220,6 +2220,12 @@ class TestDirectory {
     for (const std::string& k : keys) ldif += "pamSmartcardPairedKey: " + k + "\n";
     ASSERT_EQ(Modify(ldif), 0);
   }
+  // AddPlainPerson adds uid's entry without the pamSmartcardPairing class.
+  void AddPlainPerson(const std::string& uid) {
+    ASSERT_EQ(Modify("dn: " + Dn(uid) + "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: " + uid + "\ncn: " + uid +
+                     "\nsn: " + uid + "\n"),
+              0);
+  }
   void AddKey(const std::string& uid, const std::string& key) {
     ASSERT_EQ(Modify("dn: " + Dn(uid) + "\nchangetype: modify\nadd: pamSmartcardPairedKey\npamSmartcardPairedKey: " + key +
                      "\n-\n"),
@@ -2441,6 +2447,22 @@ class DirectoryPairingTest : public LdapTest {
   TestDirectory directory_;
 };
 
+// RunScAuthSplit runs the built sc_auth with args and stdin_text (one line)
+// on its standard input; out gets standard output, err standard error.
+int RunScAuthSplit(const std::string& args, const std::string& stdin_text, std::string* out, std::string* err) {
+  std::string err_path = g_build + "/tests/work/sc_auth-split.stderr";
+  std::string cmd = "printf '%s\\n' '" + stdin_text + "' | " + g_build + "/sc_auth " + args + " 2>" + err_path;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  out->clear();
+  char buf[512];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  int status = pclose(p);
+  *err = ReadFile(err_path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 TEST_F(LdapTest, ShippedCnConfigLdifLoads) {
   fs::path conf = dir_ / "slapd.d";
   fs::create_directories(conf);
@@ -2478,6 +2500,65 @@ TEST_F(DirectoryPairingTest, KeyInTheUsersEntryLogsInWithoutAPairingsFile) {
   std::string out = Explain("-u alice");
   EXPECT_NE(out.find("directory pairing (pamSmartcardPairedKey): paired with alice by " + Dn("alice")),
             std::string::npos) << out;
+}
+
+// sc_auth pair --ldif proves the card, then prints the change an
+// administrator applies with ldapmodify; sc_auth itself only reads the
+// directory (anonymously here) and writes no file.
+TEST_F(DirectoryPairingTest, ScAuthPrintsTheLdifThatPairsAndUnpairs) {
+  const std::string alice_key = Fx("ALICE_RSA_SPKI");
+  const std::string config = "--config " + config_.string() + " ";
+  directory_.AddPlainPerson("alice");  // no pamSmartcardPairing class yet
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  std::string out, err;
+  // A wrong PIN: no LDIF.
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "654321", &out, &err), 1) << err;
+  EXPECT_EQ(out, "");
+  ASSERT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "123456", &out, &err), 0) << err;
+  EXPECT_NE(out.find("dn: " + Dn("alice") + "\nchangetype: modify\nadd: objectClass\nobjectClass: pamSmartcardPairing\n-\n"
+                     "add: pamSmartcardPairedKey\npamSmartcardPairedKey: " + alice_key + "\n-\n"),
+            std::string::npos) << out;
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);  // printed, not applied
+  ASSERT_EQ(directory_.Modify(out), 0);
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_FALSE(fs::exists(pairings_));
+  // Twice: refused before the PIN.
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "", &out, &err), 1);
+  EXPECT_NE(err.find("alice is already paired with " + alice_key), std::string::npos) << err;
+  EXPECT_EQ(out, "");
+  // The removal, applied the same way.
+  ASSERT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice -h " + alice_key, "", &out, &err), 0) << err;
+  EXPECT_NE(out.find("dn: " + Dn("alice") + "\nchangetype: modify\ndelete: pamSmartcardPairedKey\npamSmartcardPairedKey: " +
+                     alice_key + "\n-\n"),
+            std::string::npos) << out;
+  ASSERT_EQ(directory_.Modify(out), 0);
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  EXPECT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice -h " + alice_key, "", &out, &err), 1);
+  EXPECT_NE(err.find("no pairing of alice with " + alice_key), std::string::npos) << err;
+  ASSERT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice", "", &out, &err), 0) << err;
+  EXPECT_NE(out.find("changetype: modify\ndelete: pamSmartcardPairedKey\n-\n"), std::string::npos) << out;
+
+  // An entry that has the class: only the key is added.
+  directory_.AddPerson("bob", {});
+  Setup(DirectoryConfig("BOB_EC_CONF"));
+  ASSERT_EQ(RunScAuthSplit(config + "pair --ldif -u bob", "123456", &out, &err), 0) << err;
+  EXPECT_EQ(out.find("objectClass"), std::string::npos) << out;
+  ASSERT_EQ(directory_.Modify(out), 0);
+  EXPECT_EQ(LoginWithPin("bob"), PAM_SUCCESS);
+
+  // A key another entry holds is refused, before the PIN; so is a user
+  // without an entry.
+  directory_.AddPerson("dave", {alice_key});
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "", &out, &err), 1);
+  EXPECT_NE(err.find("is paired with another entry (" + Dn("dave") + ")"), std::string::npos) << err;
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u carol", "", &out, &err), 1);
+  EXPECT_NE(err.find("no directory entry with uid 'carol'"), std::string::npos) << err;
+  // Without directory_pairing there is nothing to print.
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "", &out, &err), 2);
+  EXPECT_NE(err.find("--ldif needs directory_pairing"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(pairings_));
 }
 
 TEST_F(DirectoryPairingTest, ItFollowsCheckCertificateTrustAsALocalPairing) {

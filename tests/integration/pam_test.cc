@@ -52,6 +52,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "core/protocol.h"
+#include "core/ldif.h"
 #include "core/strings.h"
 #include "helper/client.h"
 
@@ -2195,12 +2196,14 @@ class TestDirectory {
   std::string Dn(const std::string& uid) const { return "uid=" + uid + "," + ou_; }
   // Run runs an OpenLDAP client as cn=admin with input on its standard
   // input; its exit status (a failure is a test failure).
-  int Run(const std::string& tool, const std::string& input, std::string* output = nullptr) {
+  // args follow the connection options (a search's base, filter, attributes).
+  int Run(const std::string& tool, const std::string& input, std::string* output = nullptr,
+          const std::string& args = "") {
     fs::path in = work_ / "ldap-input.ldif";
     WriteFile(in, input, 0600);
     std::string cmd = "env -u LD_PRELOAD LDAPNOINIT=1 " + tool + " -x -H ldap://127.0.0.1:" +
                       std::string(getenv("SC_SLAPD_PORT")) + "/ -D cn=admin,dc=example,dc=test -y " +
-                      std::string(getenv("SC_SLAPD_DIR")) + "/admin.pw <" + in.string() + " 2>&1";
+                      std::string(getenv("SC_SLAPD_DIR")) + "/admin.pw " + args + " <" + in.string() + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     std::string out;
     char buf[512];
@@ -2559,6 +2562,59 @@ TEST_F(DirectoryPairingTest, ScAuthPrintsTheLdifThatPairsAndUnpairs) {
   EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "", &out, &err), 2);
   EXPECT_NE(err.find("--ldif needs directory_pairing"), std::string::npos) << err;
   EXPECT_FALSE(fs::exists(pairings_));
+}
+
+// Certificates in the directory, as FreeIPA keeps them and SSSD matches
+// them: the whole DER certificate in userCertificate;binary. OpenLDAP's
+// slapd (2.5) does not match an equality filter whose value is the DER
+// certificate (certificateExactMatch asserts serial number and issuer,
+// RFC 4523), nor octetStringMatch on it; it matches the RFC 4523 assertion
+// { serialNumber 'HEX'H, issuer rdnSequence:"DN" }, which an attribute rule
+// can send: the directory then says which entry holds that certificate.
+TEST_F(DirectoryPairingTest, CertificateInTheDirectoryMatchesBySerialAndIssuerNotByDer) {
+  std::string der = ReadFile(Fx("FIXTURES") + "/certs/alice-rsa.der");
+  ASSERT_GT(der.size(), 100u);
+  ASSERT_EQ(directory_.Modify("dn: " + Dn("alice") + "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: alice\ncn: alice\n"
+                              "sn: alice\nuserCertificate;binary:: " + sc::core::Base64(der) + "\n"),
+            0);
+  std::string escaped;
+  for (unsigned char c : der) {
+    char buf[4];
+    std::snprintf(buf, sizeof buf, "\\%02x", c);
+    escaped += buf;
+  }
+  auto search = [&](const std::string& filter) {
+    std::string out;
+    EXPECT_EQ(directory_.Run("ldapsearch", "", &out, "-LLL -o ldif-wrap=no -b '" + directory_.ou() + "' '" + filter + "' uid"), 0) << out;
+    return out;
+  };
+  // SSSD's filter for FreeIPA (389-ds): no entry from slapd, and no error.
+  EXPECT_EQ(search("(userCertificate;binary=" + escaped + ")").find("dn: "), std::string::npos);
+  EXPECT_EQ(search("(userCertificate=" + escaped + ")").find("dn: "), std::string::npos);
+  EXPECT_EQ(search("(userCertificate;binary:octetStringMatch:=" + escaped + ")").find("dn: "), std::string::npos);
+  // The entry is there, and the RFC 4523 assertion finds it.
+  EXPECT_NE(search("(userCertificate;binary=*)").find("dn: " + Dn("alice")), std::string::npos);
+
+  // Through the module: a rule sends that assertion from the certificate's
+  // issuer and serial number; the certificate must chain to the anchors.
+  const std::string rule =
+      "[attribute_mapping ldap-cert]\nfields = Issuer DN, Serial\n"
+      "format = { serialNumber '$2'H, issuer rdnSequence:\"$1\" }\nattribute = ldap:userCertificate\n";
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "user_pairing = no\nca_file = " + Fx("CA_CHAIN") + "\n") + rule +
+        directory_.LdapSection());
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_TRUE(Contains(Syslog(), "rule(ldap-cert)"));
+  std::string out = Explain("-u alice");
+  EXPECT_NE(out.find("directory query (userCertificate={ serialNumber '"), std::string::npos) << out;
+  EXPECT_NE(out.find("has uid 'alice'"), std::string::npos) << out;
+  Setup(SoftHsmConfig("BOB_EC_CONF", "user_pairing = no\nca_file = " + Fx("CA_CHAIN") + "\n") + rule +
+        directory_.LdapSection());
+  EXPECT_EQ(LoginWithPin(""), PAM_USER_UNKNOWN);  // bob's certificate is in no entry
+  // Removed from the directory once: refused.
+  ASSERT_EQ(directory_.Modify("dn: " + Dn("alice") + "\nchangetype: modify\ndelete: userCertificate;binary\n-\n"), 0);
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "user_pairing = no\nca_file = " + Fx("CA_CHAIN") + "\n") + rule +
+        directory_.LdapSection());
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
 }
 
 TEST_F(DirectoryPairingTest, ItFollowsCheckCertificateTrustAsALocalPairing) {

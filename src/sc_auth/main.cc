@@ -406,6 +406,12 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     for (const auto& u : users) paired += (paired.empty() ? "" : ",") + u;
     sc::auth::MappingResult mapping = (*mapper)->Map(id, &machinery.fetch);
     if (!mapping.status.ok()) return Report(mapping.status);
+    // A pairing in the directory (directory_pairing) is a pairing too.
+    if (!mapping.directory_user.empty() &&
+        std::find(users.begin(), users.end(), mapping.directory_user) == users.end()) {
+      users.push_back(mapping.directory_user);
+      paired += (paired.empty() ? "" : ",") + mapping.directory_user + " (directory: " + mapping.directory_dn + ")";
+    }
     std::string mapped;
     for (const auto& u : mapping.users) mapped += (mapped.empty() ? "" : ",") + u;
     std::string trust_text = "not checked (check_certificate_trust=none)";

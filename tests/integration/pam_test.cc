@@ -2503,6 +2503,14 @@ TEST_F(DirectoryPairingTest, KeyInTheUsersEntryLogsInWithoutAPairingsFile) {
   std::string out = Explain("-u alice");
   EXPECT_NE(out.find("directory pairing (pamSmartcardPairedKey): paired with alice by " + Dn("alice")),
             std::string::npos) << out;
+  // sc_auth identities counts it among the key's pairings.
+  Json ids;
+  ASSERT_EQ(RunScAuthJson("--config " + config_.string() + " identities", &ids, &out), 0) << out;
+  ASSERT_TRUE(ids.is_array() && ids.size() == 1) << out;
+  EXPECT_EQ(ids[0]["paired_with"], Json({"alice"})) << out;
+  EXPECT_EQ(ids[0]["mapping"], "pairing") << out;
+  ASSERT_EQ(RunScAuth("--config " + config_.string() + " identities", "", &out), 0) << out;
+  EXPECT_NE(out.find("paired:    alice (directory: " + Dn("alice") + ")"), std::string::npos) << out;
 }
 
 // sc_auth pair --ldif proves the card, then prints the change an

@@ -2820,6 +2820,8 @@ class FleetTest : public PcscTest {
     int rc = pam_start_confdir(m.service.c_str(), user.c_str(), &conv, m.pamd.c_str(), &pamh);
     EXPECT_EQ(rc, PAM_SUCCESS);
     if (rc != PAM_SUCCESS) return rc;
+    // The failure delay is recorded, not slept (libpam's default is 2 s).
+    pam_set_item(pamh, PAM_FAIL_DELAY, reinterpret_cast<const void*>(&RecordDelay));
     rc = pam_authenticate(pamh, 0);
     pam_end(pamh, rc);
     return rc;

@@ -42,6 +42,7 @@ core::Status Decide(const core::Options& options, const crypto::TrustStore* trus
     } else {
       mapped[i] = mapper.Map(id, fetch);
       for (const std::string& line : mapped[i].trace) ui.Step(tag + " mapping", line);
+      for (const std::string& w : mapped[i].warnings) ui.Warning(tag + " mapping", w);
     }
     if (!mapped[i].status.ok()) {
       // The directory could not answer: no mapping at all (fail closed).
@@ -143,11 +144,16 @@ core::Status Decide(const core::Options& options, const crypto::TrustStore* trus
   remember(identity);
   decision->mapping = mapped[chosen].how;
   if (mapped[chosen].how == "pairing") {
+    bool local = false;
     for (const core::Pairing& p : mapper.pairings().pairings) {
       if (p.user == user && p.key_hash == decision->key_hash) {
         decision->mapping = "pairing(" + options.pairings_file + ":" + std::to_string(p.line) + ")";
+        local = true;
         break;
       }
+    }
+    if (!local && mapped[chosen].directory_user == user) {
+      decision->mapping = "pairing(ldap:" + options.directory_pairing + " " + mapped[chosen].directory_dn + ")";
     }
   }
   decision->mapping += " trust=" + std::string(core::TrustLevelName(options.check_certificate_trust));

@@ -36,6 +36,7 @@ core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, 
     return answer;
   }
   std::vector<std::string> users;
+  std::vector<std::string> dns;
   for (const core::DirectoryEntry& entry : reply.entries) {
     std::string dn = core::UnsafeTextReason(entry.dn).empty() ? entry.dn : "(unprintable DN)";
     if (entry.values.size() != 1) {
@@ -51,9 +52,11 @@ core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, 
       return answer;
     }
     answer.trace.push_back(query + ": entry " + dn + " has " + std::string(user_attribute) + " '" + user + "'");
+    dns.push_back(dn);
     if (std::find(users.begin(), users.end(), user) == users.end()) users.push_back(user);
   }
   answer.users = std::move(users);
+  answer.dns = std::move(dns);
   return answer;
 }
 

@@ -20,6 +20,7 @@ namespace sc::auth {
 
 struct DirectoryAnswer {
   std::vector<std::string> users;  // distinct user names; empty: nobody
+  std::vector<std::string> dns;    // the entries that matched (safe to log), when users is not empty
   std::vector<std::string> trace;  // the query and what came back, safe to log
 };
 

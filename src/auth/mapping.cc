@@ -1,5 +1,6 @@
 #include "auth/mapping.h"
 
+#include <algorithm>
 #include <ctime>
 #include <optional>
 
@@ -30,19 +31,21 @@ core::Result<std::unique_ptr<Mapper>> Mapper::Create(const core::Options& option
     if (std::string warning = rule->MatchWarning(); !warning.empty()) log.Warning(warning);
     m->rules_.push_back(std::move(*rule));
   }
-  if (m->rules_.empty()) return m;
-  if (uses_directory) {
+  m->directory_pairing_ = options.directory_pairing;
+  std::string needs = uses_directory ? "attribute = ldap:..." : "directory_pairing";
+  if (uses_directory || !m->directory_pairing_.empty()) {
     if (directory) {
       m->directory_ = std::move(directory);
     } else if (ldap && network != nullptr) {
       m->directory_ = std::make_unique<LdapDirectory>(std::move(*ldap), network);
     } else if (ldap) {
-      return core::InternalError("attribute = ldap:... needs the login's network helper");
+      return core::InternalError(needs + " needs the login's network helper");
     } else {
-      return core::ConfigError("attribute = ldap:... needs an [ldap] section");
+      return core::ConfigError(needs + " needs an [ldap] section");
     }
     m->directory_->Prepare();
   }
+  if (m->rules_.empty()) return m;
   if (trust != nullptr) {
     m->rule_trust_ = trust;
   } else if (options.ca_file.empty() && options.ca_dir.empty()) {
@@ -118,13 +121,53 @@ MappingResult Mapper::Map(const CardIdentity& id, const crypto::Fetcher* fetch) 
     }
   }
   r.users = core::UsersForKey(pairings_, id.cert.spki_sha256());
+  for (const std::string& u : r.users) r.trace.push_back("paired with " + u);
+  if (!directory_pairing_.empty()) {
+    AddDirectoryPairing(id, r);
+    if (!r.status.ok()) {
+      r.users.clear();
+      return r;
+    }
+  }
   if (!r.users.empty()) {
     r.how = "pairing";
-    for (const std::string& u : r.users) r.trace.push_back("paired with " + u);
   } else {
     r.trace.push_back("no pairing for " + id.cert.spki_sha256());
   }
   return r;
+}
+
+void Mapper::AddDirectoryPairing(const CardIdentity& id, MappingResult& r) const {
+  const std::string tag = "directory pairing (" + directory_pairing_ + ")";
+  auto answer = directory_->FindUsers(directory_pairing_, id.cert.spki_sha256());
+  if (!answer.ok()) {
+    // Fail closed: the directory is where a pairing is revoked.
+    r.status = core::Status(answer.status().code(), tag + ": " + answer.status().message());
+    r.trace.push_back(r.status.message());
+    return;
+  }
+  r.trace.insert(r.trace.end(), answer->trace.begin(), answer->trace.end());
+  if (answer->dns.size() > 1) {
+    // One key, one person: two entries claiming it is a mistake (or an
+    // attack on the directory), never a choice.
+    std::string list;
+    for (const std::string& dn : answer->dns) list += (list.empty() ? "" : "; ") + dn;
+    std::string why = tag + ": " + id.cert.spki_sha256() + " is claimed by " + std::to_string(answer->dns.size()) +
+                      " entries (" + list + "): refused";
+    r.trace.push_back(why);
+    r.warnings.push_back(why);
+    return;
+  }
+  if (answer->users.size() != 1) return;  // nobody (InterpretReply traced why)
+  const std::string& user = answer->users.front();
+  if (!core::LookupAccount(user).ok()) {
+    r.trace.push_back(tag + ": the directory names '" + user + "', which is not an account here (NSS)");
+    return;
+  }
+  r.trace.push_back(tag + ": paired with " + user + " by " + answer->dns.front());
+  r.directory_user = user;
+  r.directory_dn = answer->dns.front();
+  if (std::find(r.users.begin(), r.users.end(), user) == r.users.end()) r.users.push_back(user);
 }
 
 }  // namespace sc::auth

@@ -163,6 +163,13 @@ Status SetHelperUser(Options& o, std::string_view v) {
   return SetString<&Options::helper_user>(o, v);
 }
 
+Status SetDirectoryPairing(Options& o, std::string_view v) {
+  if (!v.empty() && !IsLdapAttributeDescription(v)) {
+    return ConfigError("expected an LDAP attribute name (or nothing), got '" + std::string(v) + "'");
+  }
+  return SetString<&Options::directory_pairing>(o, v);
+}
+
 struct OptionDescriptor {
   std::string_view name;
   Setter set;
@@ -196,6 +203,7 @@ constexpr OptionDescriptor kOptions[] = {
     {"required_eku", &SetList<&Options::required_eku>},
     {"user_pairing", &SetBool<&Options::user_pairing>},
     {"pairings_file", &SetPath<&Options::pairings_file>},
+    {"directory_pairing", &SetDirectoryPairing},
     {"one_card_per_user", &SetBool<&Options::one_card_per_user>},
     {"allow_user_from_card", &SetBool<&Options::allow_user_from_card>},
     {"enforce_smartcard", &SetBool<&Options::enforce_smartcard>},
@@ -484,6 +492,10 @@ Result<Options> BuildOptions(std::string_view config_text, std::string_view file
       if (!ldap.ok()) return ConfigError(std::string(file_name) + ": " + ldap.status().message());
       has_ldap = true;
     }
+  }
+  if (!options.directory_pairing.empty() && !has_ldap) {
+    return ConfigError(std::string(file_name) + ": directory_pairing = " + options.directory_pairing +
+                       " needs an [ldap] section");
   }
   for (const ExtraSection& extra : options.extra_sections) {
     if (extra.kind != "attribute_mapping") continue;

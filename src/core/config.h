@@ -61,6 +61,10 @@ struct Options {
   std::vector<std::string> required_eku;
   bool user_pairing = true;
   std::string pairings_file = kDefaultPairingsPath;
+  // directory_pairing: the [ldap] attribute that holds "sha256:<hex>" key
+  // pairings (empty: none). A match counts as a pairing, as one in the
+  // pairings file does (trust per check_certificate_trust).
+  std::string directory_pairing;
   bool one_card_per_user = false;
   bool allow_user_from_card = true;
   bool enforce_smartcard = false;

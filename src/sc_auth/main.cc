@@ -24,7 +24,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 
 #include "auth/card_session.h"
 #include "auth/decision.h"
@@ -36,7 +38,9 @@
 #include "sc_auth/session_lock.h"
 #include "core/accounts.h"
 #include "core/config.h"
+#include "core/directory.h"
 #include "core/fd.h"
+#include "core/ldif.h"
 #include "core/pairings.h"
 #include "core/secure_file.h"
 #include "core/strings.h"
@@ -117,6 +121,7 @@ struct Cli {
   bool pin = false;  // explain --pin
   bool yes = false;  // --yes: use the card's last PIN try without asking
   bool autostart = false;  // watch --autostart: the desktop's watch
+  bool ldif = false;       // pair/unpair --ldif: print the directory change
 };
 
 void Usage(std::ostream& out) {
@@ -124,6 +129,8 @@ void Usage(std::ostream& out) {
          "  identities                         identities on inserted cards\n"
          "  pair -u USER [-h HASH] [-l LABEL]  pair a card key with USER (asks the PIN)\n"
          "  unpair -u USER [-h HASH]           remove pairings of USER\n"
+         "  pair --ldif -u USER [-h HASH]      print the LDIF that pairs the card in the directory\n"
+         "  unpair --ldif -u USER [-h HASH]    print the LDIF that removes it\n"
          "  list [-u USER]                     show pairings\n"
          "  status                             readers, cards and their ATR decoded\n"
          "  explain [-u USER] [--pin]          the module's whole decision, step by step\n"
@@ -399,6 +406,12 @@ int CmdIdentities(const Cli& cli, const sc::core::Options& options, sc::core::Lo
     for (const auto& u : users) paired += (paired.empty() ? "" : ",") + u;
     sc::auth::MappingResult mapping = (*mapper)->Map(id, &machinery.fetch);
     if (!mapping.status.ok()) return Report(mapping.status);
+    // A pairing in the directory (directory_pairing) is a pairing too.
+    if (!mapping.directory_user.empty() &&
+        std::find(users.begin(), users.end(), mapping.directory_user) == users.end()) {
+      users.push_back(mapping.directory_user);
+      paired += (paired.empty() ? "" : ",") + mapping.directory_user + " (directory: " + mapping.directory_dn + ")";
+    }
     std::string mapped;
     for (const auto& u : mapping.users) mapped += (mapped.empty() ? "" : ",") + u;
     std::string trust_text = "not checked (check_certificate_trust=none)";
@@ -462,6 +475,51 @@ sc::core::Result<const sc::auth::CardIdentity*> IdentityWithHash(const std::vect
   return Status(Code::kDenied, "no identity with " + hash + " on the card");
 }
 
+// ChooseIdentity: the identity -h HASH names, else the only one on the
+// cards (several: the list goes to standard error, kUsage).
+sc::core::Result<const sc::auth::CardIdentity*> ChooseIdentity(const std::vector<sc::auth::CardIdentity>& ids,
+                                                               const std::string& want_hash) {
+  if (!want_hash.empty()) return IdentityWithHash(ids, want_hash);
+  if (ids.size() == 1) return &ids.front();
+  std::string list;
+  for (const auto& id : ids) list += "\n  " + id.cert.spki_sha256() + "  " + id.cert.Subject();
+  return Status(Code::kDenied, "several identities; choose one with -h:" + list);
+}
+
+// RefuseUntrusted: pairing a certificate the module would refuse helps
+// nobody (check_certificate_trust above none).
+Status RefuseUntrusted(const sc::core::Options& options, const sc::auth::CardIdentity& chosen, Machinery& machinery) {
+  if (options.check_certificate_trust == sc::core::TrustLevel::kNone) return Status::Ok();
+  auto trust = sc::crypto::TrustStore::Load(sc::crypto::TrustPolicy::FromOptions(options));
+  if (!trust.ok()) return trust.status();
+  sc::crypto::TrustVerdict verdict = (*trust)->Evaluate(chosen.cert, std::time(nullptr), &machinery.fetch);
+  if (!verdict.trusted) return Status(Code::kDenied, "refusing to pair: certificate not trusted: " + verdict.summary);
+  return Status::Ok();
+}
+
+// ProvePossession has the card prove chosen's key with its PIN (or its PIN
+// pad), as a login does: the proof of possession a pairing is made on.
+Status ProvePossession(const Cli& cli, const sc::core::Options& options, Machinery& machinery,
+                       sc::auth::CardSession& session, const sc::auth::CardIdentity& chosen) {
+  if (chosen.token.token_flags & sc::auth::kFlagUserPinLocked) return Status(Code::kLocked, sc::auth::kPinLockedText);
+  SC_RETURN_IF_ERROR(ConfirmLastTry(cli, chosen.token, &machinery.deadline));
+  sc::auth::ProofOutcome outcome;
+  Status proved;
+  if (chosen.token.token_flags & sc::auth::kFlagProtectedAuthPath) {
+    std::cerr << "Enter your PIN on the reader's PIN pad\n";
+    proved = session.Prove(chosen, sc::core::SecretBytes(), true, &outcome);
+  } else {
+    auto pin = ReadPin(sc::core::ExpandPrompt(options.pin_prompt, chosen.token.token_label), &machinery.deadline);
+    if (!pin.ok()) return pin.status();
+    if (!sc::auth::PinLengthOk(chosen.token, pin->size())) {
+      return Status(Code::kDenied, "PIN length outside the token's limits");
+    }
+    proved = session.Prove(chosen, *pin, false, &outcome);
+  }
+  if (!proved.ok()) return Status(proved.code(), "card check failed: " + proved.message());
+  return Status::Ok();
+}
+
 int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log) {
   auto u = cli.opts.find('u');
   if (u == cli.opts.end()) return Report(Status(Code::kUsage, "pair needs -u USER"));
@@ -478,26 +536,10 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
   Machinery machinery(options);
   auto session = machinery.Open(options, log);
   if (!session.ok()) return Report(session.status());
-  const sc::auth::CardIdentity* chosen = nullptr;
-  const auto& ids = (*session)->identities();
-  if (!want_hash->empty()) {
-    auto found = IdentityWithHash(ids, *want_hash);
-    if (!found.ok()) return Report(found.status());
-    chosen = *found;
-  } else if (ids.size() == 1) {
-    chosen = &ids.front();
-  } else {
-    std::cerr << "sc_auth: several identities; choose one with -h:\n";
-    for (const auto& id : ids) std::cerr << "  " << id.cert.spki_sha256() << "  " << id.cert.Subject() << "\n";
-    return kExitFailed;
-  }
-  if (options.check_certificate_trust != sc::core::TrustLevel::kNone) {
-    // Pairing a certificate the module would refuse helps nobody.
-    auto trust = sc::crypto::TrustStore::Load(sc::crypto::TrustPolicy::FromOptions(options));
-    if (!trust.ok()) return Report(trust.status());
-    sc::crypto::TrustVerdict verdict = (*trust)->Evaluate(chosen->cert, std::time(nullptr), &machinery.fetch);
-    if (!verdict.trusted) return Report(Status(Code::kDenied, "refusing to pair: certificate not trusted: " + verdict.summary));
-  }
+  auto chosen_or = ChooseIdentity((*session)->identities(), *want_hash);
+  if (!chosen_or.ok()) return Report(chosen_or.status());
+  const sc::auth::CardIdentity* chosen = *chosen_or;
+  if (Status trusted = RefuseUntrusted(options, *chosen, machinery); !trusted.ok()) return Report(trusted);
   std::string label = chosen->token.token_label;
   if (auto l = cli.opts.find('l'); l != cli.opts.end()) label = l->second;
   if (sc::core::HasControlChars(label) || label.size() > 200) {
@@ -509,27 +551,10 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
   if (auto would = sc::core::AppendPairing(*current, pairing, options.one_card_per_user); !would.ok()) {
     return Report(would.status());
   }
-  if (chosen->token.token_flags & sc::auth::kFlagUserPinLocked) {
-    return Report(Status(Code::kLocked, sc::auth::kPinLockedText));
-  }
-  if (Status confirmed = ConfirmLastTry(cli, chosen->token, &machinery.deadline); !confirmed.ok()) {
-    return Report(confirmed);
-  }
   // Proof of possession before anything is written.
-  sc::auth::ProofOutcome outcome;
-  Status proved;
-  if (chosen->token.token_flags & sc::auth::kFlagProtectedAuthPath) {
-    std::cerr << "Enter your PIN on the reader's PIN pad\n";
-    proved = (*session)->Prove(*chosen, sc::core::SecretBytes(), true, &outcome);
-  } else {
-    auto pin = ReadPin(sc::core::ExpandPrompt(options.pin_prompt, chosen->token.token_label), &machinery.deadline);
-    if (!pin.ok()) return Report(pin.status());
-    if (!sc::auth::PinLengthOk(chosen->token, pin->size())) {
-      return Report(Status(Code::kDenied, "PIN length outside the token's limits"));
-    }
-    proved = (*session)->Prove(*chosen, *pin, false, &outcome);
+  if (Status proved = ProvePossession(cli, options, machinery, **session, *chosen); !proved.ok()) {
+    return Report(proved);
   }
-  if (!proved.ok()) return Report(Status(proved.code(), "card check failed: " + proved.message()));
 
   pairing.paired_at = sc::core::FormatTimestamp(std::time(nullptr));
   Status written = EditLockedPairings(lock, options.pairings_file, [&](const std::string& text) {
@@ -538,6 +563,162 @@ int CmdPair(const Cli& cli, const sc::core::Options& options, sc::core::Logger& 
   if (!written.ok()) return Report(written);
   AuditLog("paired " + user + " with " + pairing.key_hash + " (" + label + ")");
   std::cout << "paired " << user << " with " << pairing.key_hash << "\n";
+  return kExitOk;
+}
+
+// --- pair/unpair --ldif: the change for the directory (directory_pairing) -----
+
+// DirectoryTarget: where a user's directory pairings live: the [ldap]
+// directory, the directory_pairing attribute and the user's entry.
+struct DirectoryTarget {
+  std::unique_ptr<sc::auth::LdapDirectory> directory;
+  std::string attribute;
+  std::string dn;
+};
+
+// FindDirectoryTarget searches the [ldap] directory (its read credentials,
+// if any) for the one entry whose user_attribute is user. kUsage without
+// directory_pairing, kDenied with no entry or several, kUnavailable when
+// the directory cannot answer.
+sc::core::Result<DirectoryTarget> FindDirectoryTarget(const sc::core::Options& options, const std::string& user,
+                                                      sc::auth::NetworkHelper* network) {
+  if (options.directory_pairing.empty()) {
+    return Status(Code::kUsage, "--ldif needs directory_pairing (and an [ldap] section) in " + options.config_path);
+  }
+  if (!sc::core::IsValidUserName(user)) return Status(Code::kUsage, "bad user name '" + user + "'");
+  DirectoryTarget target;
+  target.attribute = options.directory_pairing;
+  for (const sc::core::ExtraSection& extra : options.extra_sections) {
+    if (extra.kind != "ldap") continue;
+    auto parsed = sc::core::LdapOptions::Parse(extra);
+    if (!parsed.ok()) return parsed.status();
+    target.directory = std::make_unique<sc::auth::LdapDirectory>(std::move(*parsed), network);
+  }
+  if (!target.directory) return Status(Code::kConfig, "directory_pairing needs an [ldap] section");
+  target.directory->Prepare();
+  const std::string& user_attribute = target.directory->options().user_attribute;
+  auto found = target.directory->FindUsers(user_attribute, user);
+  if (!found.ok()) return found.status();
+  if (found->dns.empty()) {
+    return Status(Code::kDenied, "no directory entry with " + user_attribute + " '" + user + "'");
+  }
+  if (found->dns.size() > 1 || found->users != std::vector<std::string>{user}) {
+    std::string list;
+    for (const std::string& dn : found->dns) list += "\n  " + dn;
+    return Status(Code::kDenied, std::to_string(found->dns.size()) + " directory entries have " + user_attribute +
+                                     " '" + user + "': which one is meant?" + list);
+  }
+  target.dn = found->dns.front();
+  return target;
+}
+
+// KeyHolders: the entries whose directory_pairing attribute holds hash.
+sc::core::Result<std::vector<std::string>> KeyHolders(DirectoryTarget& target, const std::string& hash) {
+  auto found = target.directory->FindUsers(target.attribute, hash);
+  if (!found.ok()) return found.status();
+  return found->dns;
+}
+
+// The attribute and auxiliary class of the shipped schema: an entry needs
+// the class before it may hold the attribute.
+constexpr char kSchemaAttribute[] = "pamSmartcardPairedKey";
+constexpr char kSchemaClass[] = "pamSmartcardPairing";
+
+bool SameAttribute(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+// NeedsSchemaClass: with the shipped schema's attribute, whether the entry
+// lacks its auxiliary class (asked of the directory).
+sc::core::Result<bool> NeedsSchemaClass(const std::string& user, DirectoryTarget& target,
+                                        sc::auth::NetworkHelper* network) {
+  if (!SameAttribute(target.attribute, kSchemaAttribute)) return false;
+  sc::core::LdapOptions with_class = target.directory->options();
+  std::string has_class = std::string("(objectClass=") + kSchemaClass + ")";
+  with_class.filter = with_class.filter.empty() ? has_class : "(&" + with_class.filter + has_class + ")";
+  sc::auth::LdapDirectory directory(std::move(with_class), network);
+  auto found = directory.FindUsers(directory.options().user_attribute, user);
+  if (!found.ok()) return found.status();
+  return found->dns.empty();
+}
+
+// CmdPairLdif: `pair --ldif -u USER`: the card proves its key as for pair,
+// then the LDIF change that adds the pairing to USER's directory entry is
+// printed for the administrator to apply (ldapmodify). No file is written
+// and no write credential is used: the directory is only read.
+int CmdPairLdif(const Cli& cli, const sc::core::Options& options, sc::core::Logger& log) {
+  auto u = cli.opts.find('u');
+  if (u == cli.opts.end()) return Report(Status(Code::kUsage, "pair --ldif needs -u USER"));
+  const std::string& user = u->second;
+  auto want_hash = HashOption(cli);
+  if (!want_hash.ok()) return Report(want_hash.status());
+  if (cli.opts.count('l') != 0) return Report(Status(Code::kUsage, "pair --ldif takes no -l (the directory keeps no label)"));
+  Machinery machinery(options);
+  auto target = FindDirectoryTarget(options, user, &machinery.network);
+  if (!target.ok()) return Report(target.status());
+  auto session = machinery.Open(options, log);
+  if (!session.ok()) return Report(session.status());
+  auto chosen_or = ChooseIdentity((*session)->identities(), *want_hash);
+  if (!chosen_or.ok()) return Report(chosen_or.status());
+  const sc::auth::CardIdentity& chosen = **chosen_or;
+  const std::string hash = chosen.cert.spki_sha256();
+  if (Status trusted = RefuseUntrusted(options, chosen, machinery); !trusted.ok()) return Report(trusted);
+  // Refused before the PIN: a key already there, or claimed by another
+  // entry (the module refuses a key two entries claim).
+  auto holders = KeyHolders(*target, hash);
+  if (!holders.ok()) return Report(holders.status());
+  for (const std::string& dn : *holders) {
+    if (dn == target->dn) return Report(Status(Code::kDenied, user + " is already paired with " + hash + " (" + dn + ")"));
+    return Report(Status(Code::kDenied, "refusing: " + hash + " is paired with another entry (" + dn +
+                                            "); the module refuses a key two entries claim"));
+  }
+  auto needs_class = NeedsSchemaClass(user, *target, &machinery.network);
+  if (!needs_class.ok()) return Report(needs_class.status());
+  if (Status proved = ProvePossession(cli, options, machinery, **session, chosen); !proved.ok()) return Report(proved);
+
+  using Mod = sc::core::LdifModification;
+  std::vector<Mod> changes;
+  if (*needs_class) changes.push_back(Mod{Mod::Op::kAdd, "objectClass", {kSchemaClass}});
+  changes.push_back(Mod{Mod::Op::kAdd, target->attribute, {hash}});
+  AuditLog("printed the LDIF that pairs " + user + " (" + target->dn + ") with " + hash);
+  std::cout << "# sc_auth pair --ldif: pairs " << user << " with " << hash << " (card '" << chosen.token.token_label
+            << "', PIN checked " << sc::core::FormatTimestamp(std::time(nullptr)) << ")\n"
+            << "# apply with: ldapmodify -H URI -D ADMIN-DN -W -f FILE\n"
+            << sc::core::ModifyRecord(target->dn, changes);
+  return kExitOk;
+}
+
+// CmdUnpairLdif: `unpair --ldif -u USER [-h HASH]`: the LDIF change that
+// removes the pairing (or every pairing) from USER's directory entry.
+int CmdUnpairLdif(const Cli& cli, const sc::core::Options& options) {
+  auto u = cli.opts.find('u');
+  if (u == cli.opts.end()) return Report(Status(Code::kUsage, "unpair --ldif needs -u USER"));
+  const std::string& user = u->second;
+  auto hash = HashOption(cli);
+  if (!hash.ok()) return Report(hash.status());
+  Machinery machinery(options);
+  auto target = FindDirectoryTarget(options, user, &machinery.network);
+  if (!target.ok()) return Report(target.status());
+  if (!hash->empty()) {
+    auto holders = KeyHolders(*target, *hash);
+    if (!holders.ok()) return Report(holders.status());
+    if (std::find(holders->begin(), holders->end(), target->dn) == holders->end()) {
+      return Report(Status(Code::kDenied, "no pairing of " + user + " with " + *hash + " in " + target->dn));
+    }
+  }
+  using Mod = sc::core::LdifModification;
+  std::vector<std::string> values;
+  if (!hash->empty()) values.push_back(*hash);
+  AuditLog("printed the LDIF that unpairs " + user + " (" + target->dn + ")" +
+           (hash->empty() ? " from every key" : " from " + *hash));
+  std::cout << "# sc_auth unpair --ldif: removes " << (hash->empty() ? "every pairing" : "the pairing with " + *hash)
+            << " of " << user << "\n"
+            << "# apply with: ldapmodify -H URI -D ADMIN-DN -W -f FILE\n"
+            << sc::core::ModifyRecord(target->dn, {Mod{Mod::Op::kDelete, target->attribute, values}});
   return kExitOk;
 }
 
@@ -975,6 +1156,8 @@ int Main(int argc, char** argv) {
       cli.yes = true;
     } else if (a == "--autostart") {
       cli.autostart = true;
+    } else if (a == "--ldif") {
+      cli.ldif = true;
     } else if ((a == "--config" || a == "--service") && i + 1 < argc) {
       // The service name as libpam hands it to the module (lowercased, the
       // part after the last '/'), so the prediction matches the module.
@@ -998,7 +1181,8 @@ int Main(int argc, char** argv) {
       return kExitUsage;
     }
   }
-  if (cli.command.empty() || (cli.autostart && cli.command != "watch")) {
+  if (cli.command.empty() || (cli.autostart && cli.command != "watch") ||
+      (cli.ldif && cli.command != "pair" && cli.command != "unpair")) {
     Usage(std::cerr);
     return kExitUsage;
   }
@@ -1020,8 +1204,8 @@ int Main(int argc, char** argv) {
     // The module only trusts a root-owned pairings file.
     return Report(Status(Code::kDenied, cli.command + " must run as root"));
   }
-  if (cli.command == "pair") return CmdPair(cli, *options, log);
-  if (cli.command == "unpair") return CmdUnpair(cli, *options);
+  if (cli.command == "pair") return cli.ldif ? CmdPairLdif(cli, *options, log) : CmdPair(cli, *options, log);
+  if (cli.command == "unpair") return cli.ldif ? CmdUnpairLdif(cli, *options) : CmdUnpair(cli, *options);
   if (cli.command == "status") return CmdStatus(cli, *options);
   if (cli.command == "explain") return CmdExplain(cli, *options, log);
   if (cli.command == "watch") return CmdWatch(cli, *options);

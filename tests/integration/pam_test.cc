@@ -52,6 +52,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "core/protocol.h"
+#include "core/ldif.h"
 #include "core/strings.h"
 #include "helper/client.h"
 
@@ -2158,6 +2159,96 @@ TEST(HelperSidesTest, CardHelperRefusesTheNetwork) {
   EXPECT_EQ(fetched->message, "OCSP fetch refused: this is a card helper");
 }
 
+// SlapdSh runs tests/ldap/slapd.sh COMMAND on the run's slapd (start: with
+// its port and initial LDIF, which wipes what tests added); its output.
+std::string SlapdSh(const std::string& command) {
+  std::string cmd = "env -u LD_PRELOAD bash " + std::string(getenv("abs_top_srcdir")) + "/tests/ldap/slapd.sh " +
+                    command + " " + getenv("SC_SLAPD_DIR");
+  if (command == "start") cmd += std::string(" ") + getenv("SC_SLAPD_PORT") + " " + getenv("SC_SLAPD_LDIF");
+  cmd += " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[512];
+  while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  int rc = p ? pclose(p) : -1;
+  EXPECT_EQ(rc, 0) << cmd << ": " << out;
+  return out;
+}
+
+// TestDirectory is one organizational unit of the run's slapd (which loads
+// the shipped etc/ldap/pam_smartcard.schema): entries are added and changed
+// with ldapmodify as the directory administrator, as a site would.
+class TestDirectory {
+ public:
+  // Open creates ou=NAME,dc=example,dc=test; work holds the LDIF files.
+  void Open(const fs::path& work, const std::string& name) {
+    work_ = work;
+    ou_ = "ou=" + name + ",dc=example,dc=test";
+    ASSERT_EQ(Modify("dn: " + ou_ + "\nchangetype: add\nobjectClass: organizationalUnit\nou: " + name + "\n"), 0);
+  }
+  // Close removes the unit (forget it when the directory was restarted).
+  void Close() {
+    if (!ou_.empty()) Run("ldapdelete -r '" + ou_ + "'", "");
+    ou_.clear();
+  }
+  void Forget() { ou_.clear(); }
+  const std::string& ou() const { return ou_; }
+  std::string Dn(const std::string& uid) const { return "uid=" + uid + "," + ou_; }
+  // Run runs an OpenLDAP client as cn=admin with input on its standard
+  // input; its exit status (a failure is a test failure).
+  // args follow the connection options (a search's base, filter, attributes).
+  int Run(const std::string& tool, const std::string& input, std::string* output = nullptr,
+          const std::string& args = "") {
+    fs::path in = work_ / "ldap-input.ldif";
+    WriteFile(in, input, 0600);
+    std::string cmd = "env -u LD_PRELOAD LDAPNOINIT=1 " + tool + " -x -H ldap://127.0.0.1:" +
+                      std::string(getenv("SC_SLAPD_PORT")) + "/ -D cn=admin,dc=example,dc=test -y " +
+                      std::string(getenv("SC_SLAPD_DIR")) + "/admin.pw " + args + " <" + in.string() + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[512];
+    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    int status = p ? pclose(p) : -1;
+    if (output) *output = out;
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc != 0) ADD_FAILURE() << tool << " failed (" << rc << "): " << out << "\ninput:\n" << input;
+    return rc;
+  }
+  int Modify(const std::string& ldif) { return Run("ldapmodify", ldif); }
+  // AddPerson adds uid's entry (RDN rdn, default uid=UID) with these keys.
+  void AddPerson(const std::string& uid, const std::vector<std::string>& keys, const std::string& rdn = "") {
+    std::string ldif = "dn: " + (rdn.empty() ? Dn(uid) : rdn + "," + ou_) +
+                       "\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: pamSmartcardPairing\nuid: " + uid +
+                       "\ncn: " + uid + "\nsn: " + uid + "\n";
+    for (const std::string& k : keys) ldif += "pamSmartcardPairedKey: " + k + "\n";
+    ASSERT_EQ(Modify(ldif), 0);
+  }
+  // AddPlainPerson adds uid's entry without the pamSmartcardPairing class.
+  void AddPlainPerson(const std::string& uid) {
+    ASSERT_EQ(Modify("dn: " + Dn(uid) + "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: " + uid + "\ncn: " + uid +
+                     "\nsn: " + uid + "\n"),
+              0);
+  }
+  void AddKey(const std::string& uid, const std::string& key) {
+    ASSERT_EQ(Modify("dn: " + Dn(uid) + "\nchangetype: modify\nadd: pamSmartcardPairedKey\npamSmartcardPairedKey: " + key +
+                     "\n-\n"),
+              0);
+  }
+  void DeleteKey(const std::string& uid, const std::string& key) {
+    ASSERT_EQ(Modify("dn: " + Dn(uid) + "\nchangetype: modify\ndelete: pamSmartcardPairedKey\npamSmartcardPairedKey: " +
+                     key + "\n-\n"),
+              0);
+  }
+  // LdapSection: an [ldap] section searching this unit only.
+  std::string LdapSection(const std::string& extra = "") const {
+    return "[ldap]\nuri = ldap://127.0.0.1:" + std::string(getenv("SC_SLAPD_PORT")) + "/\nbase = " + ou_ + "\n" + extra;
+  }
+
+ private:
+  fs::path work_;
+  std::string ou_;
+};
+
 // --- directory mapping ([ldap], attribute = ldap:ATTRIBUTE) ----------------------
 
 // The slapd that run-integration.sh starts: users carol (Kerberos principal),
@@ -2170,19 +2261,7 @@ class LdapTest : public RuleTest {
     if (getenv("SC_SLAPD_DIR") == nullptr) GTEST_SKIP() << "no slapd (run-tests.sh installs it)";
     RuleTest::SetUp();
   }
-  static std::string Slapd(const std::string& command) {
-    std::string cmd = "env -u LD_PRELOAD bash " + std::string(getenv("abs_top_srcdir")) + "/tests/ldap/slapd.sh " +
-                      command + " " + getenv("SC_SLAPD_DIR");
-    if (command == "start") cmd += std::string(" ") + getenv("SC_SLAPD_PORT") + " " + getenv("SC_SLAPD_LDIF");
-    cmd += " 2>&1";
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[512];
-    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
-    int rc = p ? pclose(p) : -1;
-    EXPECT_EQ(rc, 0) << cmd << ": " << out;
-    return out;
-  }
+  static std::string Slapd(const std::string& command) { return SlapdSh(command); }
   static pid_t SlapdPid() {
     return static_cast<pid_t>(std::stol(ReadFile(std::string(getenv("SC_SLAPD_DIR")) + "/slapd.pid")));
   }
@@ -2335,6 +2414,286 @@ TEST_F(LdapTest, DirectoryDownIsAuthinfoUnavail) {
   EXPECT_EQ(Login("carol"), PAM_SUCCESS);
 }
 
+// --- key pairings in the directory (directory_pairing) -------------------------
+
+// Each test gets its own organizational unit in the run's slapd (the shipped
+// etc/ldap/pam_smartcard.schema is loaded there), with entries it adds and
+// removes through ldapmodify as the directory administrator, and configs
+// that search only that unit.
+class DirectoryPairingTest : public LdapTest {
+ protected:
+  void SetUp() override {
+    LdapTest::SetUp();
+    if (IsSkipped()) return;
+    directory_.Open(dir_, ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+  void TearDown() override { directory_.Close(); }
+  std::string Dn(const std::string& uid) const { return directory_.Dn(uid); }
+  void AddPerson(const std::string& uid, const std::vector<std::string>& keys, const std::string& rdn = "") {
+    directory_.AddPerson(uid, keys, rdn);
+  }
+  void AddKey(const std::string& uid, const std::string& key) { directory_.AddKey(uid, key); }
+  void DeleteKey(const std::string& uid, const std::string& key) { directory_.DeleteKey(uid, key); }
+  // DirectoryConfig: SoftHSM card, no pairings file in use, pairings from
+  // this test's unit of the directory.
+  std::string DirectoryConfig(const std::string& card_conf, const std::string& extra = "") {
+    return SoftHsmConfig(card_conf, "user_pairing = no\ndirectory_pairing = pamSmartcardPairedKey\n" + extra) +
+           directory_.LdapSection();
+  }
+  int LoginWithPin(const std::string& user, std::string* final_user = nullptr) {
+    conv_ = ConvState{};
+    conv_.answers = {"123456"};
+    auto out = Run(user);
+    if (final_user) *final_user = out.final_user;
+    return out.rc;
+  }
+  TestDirectory directory_;
+};
+
+// RunScAuthSplit runs the built sc_auth with args and stdin_text (one line)
+// on its standard input; out gets standard output, err standard error.
+int RunScAuthSplit(const std::string& args, const std::string& stdin_text, std::string* out, std::string* err) {
+  std::string err_path = g_build + "/tests/work/sc_auth-split.stderr";
+  std::string cmd = "printf '%s\\n' '" + stdin_text + "' | " + g_build + "/sc_auth " + args + " 2>" + err_path;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  out->clear();
+  char buf[512];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  int status = pclose(p);
+  *err = ReadFile(err_path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_F(LdapTest, ShippedCnConfigLdifLoads) {
+  fs::path conf = dir_ / "slapd.d";
+  fs::create_directories(conf);
+  const std::string ldif = std::string(getenv("abs_top_srcdir")) + "/etc/ldap/pam_smartcard.ldif";
+  WriteFile(dir_ / "config.ldif",
+            "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n\n"
+            "dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
+            "include: file:///etc/ldap/schema/core.ldif\n\ninclude: file://" + ldif + "\n\n"
+            "dn: olcDatabase={0}config,cn=config\nobjectClass: olcDatabaseConfig\nolcDatabase: {0}config\n");
+  std::string cmd = "env -u LD_PRELOAD /usr/sbin/slapadd -n 0 -F " + conf.string() + " -l " + (dir_ / "config.ldif").string() +
+                    " && env -u LD_PRELOAD /usr/sbin/slaptest -u -F " + conf.string() + " 2>&1";
+  EXPECT_EQ(system(cmd.c_str()), 0) << cmd;
+  std::string loaded = ReadFile(conf / "cn=config" / "cn=schema" / "cn={1}pam_smartcard.ldif");
+  EXPECT_NE(loaded.find("NAME 'pamSmartcardPairedKey'"), std::string::npos) << loaded;
+  EXPECT_NE(loaded.find("NAME 'pamSmartcardPairing'"), std::string::npos) << loaded;
+}
+
+TEST_F(DirectoryPairingTest, KeyInTheUsersEntryLogsInWithoutAPairingsFile) {
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);  // no entry yet
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  EXPECT_FALSE(fs::exists(pairings_));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_TRUE(Contains(Syslog(), "pairing(ldap:pamSmartcardPairedKey " + Dn("alice") + ") trust=none"));
+  std::string user;
+  EXPECT_EQ(LoginWithPin("", &user), PAM_SUCCESS);  // the user from the card
+  EXPECT_EQ(user, "alice");
+  // Upper-case hex in the directory is the same key (caseIgnoreIA5Match).
+  DeleteKey("alice", Fx("ALICE_RSA_SPKI"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  std::string upper = Fx("ALICE_RSA_SPKI");
+  std::transform(upper.begin() + 7, upper.end(), upper.begin() + 7, [](char c) { return std::toupper(c); });
+  AddKey("alice", upper);
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  std::string out = Explain("-u alice");
+  EXPECT_NE(out.find("directory pairing (pamSmartcardPairedKey): paired with alice by " + Dn("alice")),
+            std::string::npos) << out;
+  // sc_auth identities counts it among the key's pairings.
+  Json ids;
+  ASSERT_EQ(RunScAuthJson("--config " + config_.string() + " identities", &ids, &out), 0) << out;
+  ASSERT_TRUE(ids.is_array() && ids.size() == 1) << out;
+  EXPECT_EQ(ids[0]["paired_with"], Json({"alice"})) << out;
+  EXPECT_EQ(ids[0]["mapping"], "pairing") << out;
+  ASSERT_EQ(RunScAuth("--config " + config_.string() + " identities", "", &out), 0) << out;
+  EXPECT_NE(out.find("paired:    alice (directory: " + Dn("alice") + ")"), std::string::npos) << out;
+}
+
+// sc_auth pair --ldif proves the card, then prints the change an
+// administrator applies with ldapmodify; sc_auth itself only reads the
+// directory (anonymously here) and writes no file.
+TEST_F(DirectoryPairingTest, ScAuthPrintsTheLdifThatPairsAndUnpairs) {
+  const std::string alice_key = Fx("ALICE_RSA_SPKI");
+  const std::string config = "--config " + config_.string() + " ";
+  directory_.AddPlainPerson("alice");  // no pamSmartcardPairing class yet
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  std::string out, err;
+  // A wrong PIN: no LDIF.
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "654321", &out, &err), 1) << err;
+  EXPECT_EQ(out, "");
+  ASSERT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "123456", &out, &err), 0) << err;
+  EXPECT_NE(out.find("dn: " + Dn("alice") + "\nchangetype: modify\nadd: objectClass\nobjectClass: pamSmartcardPairing\n-\n"
+                     "add: pamSmartcardPairedKey\npamSmartcardPairedKey: " + alice_key + "\n-\n"),
+            std::string::npos) << out;
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);  // printed, not applied
+  ASSERT_EQ(directory_.Modify(out), 0);
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_FALSE(fs::exists(pairings_));
+  // Twice: refused before the PIN.
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "", &out, &err), 1);
+  EXPECT_NE(err.find("alice is already paired with " + alice_key), std::string::npos) << err;
+  EXPECT_EQ(out, "");
+  // The removal, applied the same way.
+  ASSERT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice -h " + alice_key, "", &out, &err), 0) << err;
+  EXPECT_NE(out.find("dn: " + Dn("alice") + "\nchangetype: modify\ndelete: pamSmartcardPairedKey\npamSmartcardPairedKey: " +
+                     alice_key + "\n-\n"),
+            std::string::npos) << out;
+  ASSERT_EQ(directory_.Modify(out), 0);
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  EXPECT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice -h " + alice_key, "", &out, &err), 1);
+  EXPECT_NE(err.find("no pairing of alice with " + alice_key), std::string::npos) << err;
+  ASSERT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice", "", &out, &err), 0) << err;
+  EXPECT_NE(out.find("changetype: modify\ndelete: pamSmartcardPairedKey\n-\n"), std::string::npos) << out;
+
+  // An entry that has the class: only the key is added.
+  directory_.AddPerson("bob", {});
+  Setup(DirectoryConfig("BOB_EC_CONF"));
+  ASSERT_EQ(RunScAuthSplit(config + "pair --ldif -u bob", "123456", &out, &err), 0) << err;
+  EXPECT_EQ(out.find("objectClass"), std::string::npos) << out;
+  ASSERT_EQ(directory_.Modify(out), 0);
+  EXPECT_EQ(LoginWithPin("bob"), PAM_SUCCESS);
+
+  // A key another entry holds is refused, before the PIN; so is a user
+  // without an entry.
+  directory_.AddPerson("dave", {alice_key});
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "", &out, &err), 1);
+  EXPECT_NE(err.find("is paired with another entry (" + Dn("dave") + ")"), std::string::npos) << err;
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u carol", "", &out, &err), 1);
+  EXPECT_NE(err.find("no directory entry with uid 'carol'"), std::string::npos) << err;
+  // Without directory_pairing there is nothing to print.
+  Setup(SoftHsmConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "", &out, &err), 2);
+  EXPECT_NE(err.find("--ldif needs directory_pairing"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(pairings_));
+}
+
+// Certificates in the directory, as FreeIPA keeps them and SSSD matches
+// them: the whole DER certificate in userCertificate;binary. OpenLDAP's
+// slapd (2.5) does not match an equality filter whose value is the DER
+// certificate (certificateExactMatch asserts serial number and issuer,
+// RFC 4523), nor octetStringMatch on it; it matches the RFC 4523 assertion
+// { serialNumber 'HEX'H, issuer rdnSequence:"DN" }, which an attribute rule
+// can send: the directory then says which entry holds that certificate.
+TEST_F(DirectoryPairingTest, CertificateInTheDirectoryMatchesBySerialAndIssuerNotByDer) {
+  std::string der = ReadFile(Fx("FIXTURES") + "/certs/alice-rsa.der");
+  ASSERT_GT(der.size(), 100u);
+  ASSERT_EQ(directory_.Modify("dn: " + Dn("alice") + "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: alice\ncn: alice\n"
+                              "sn: alice\nuserCertificate;binary:: " + sc::core::Base64(der) + "\n"),
+            0);
+  std::string escaped;
+  for (unsigned char c : der) {
+    char buf[4];
+    std::snprintf(buf, sizeof buf, "\\%02x", c);
+    escaped += buf;
+  }
+  auto search = [&](const std::string& filter) {
+    std::string out;
+    EXPECT_EQ(directory_.Run("ldapsearch", "", &out, "-LLL -o ldif-wrap=no -b '" + directory_.ou() + "' '" + filter + "' uid"), 0) << out;
+    return out;
+  };
+  // SSSD's filter for FreeIPA (389-ds): no entry from slapd, and no error.
+  EXPECT_EQ(search("(userCertificate;binary=" + escaped + ")").find("dn: "), std::string::npos);
+  EXPECT_EQ(search("(userCertificate=" + escaped + ")").find("dn: "), std::string::npos);
+  EXPECT_EQ(search("(userCertificate;binary:octetStringMatch:=" + escaped + ")").find("dn: "), std::string::npos);
+  // The entry is there, and the RFC 4523 assertion finds it.
+  EXPECT_NE(search("(userCertificate;binary=*)").find("dn: " + Dn("alice")), std::string::npos);
+
+  // Through the module: a rule sends that assertion from the certificate's
+  // issuer and serial number; the certificate must chain to the anchors.
+  const std::string rule =
+      "[attribute_mapping ldap-cert]\nfields = Issuer DN, Serial\n"
+      "format = { serialNumber '$2'H, issuer rdnSequence:\"$1\" }\nattribute = ldap:userCertificate\n";
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "user_pairing = no\nca_file = " + Fx("CA_CHAIN") + "\n") + rule +
+        directory_.LdapSection());
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_TRUE(Contains(Syslog(), "rule(ldap-cert)"));
+  std::string out = Explain("-u alice");
+  EXPECT_NE(out.find("directory query (userCertificate={ serialNumber '"), std::string::npos) << out;
+  EXPECT_NE(out.find("has uid 'alice'"), std::string::npos) << out;
+  Setup(SoftHsmConfig("BOB_EC_CONF", "user_pairing = no\nca_file = " + Fx("CA_CHAIN") + "\n") + rule +
+        directory_.LdapSection());
+  EXPECT_EQ(LoginWithPin(""), PAM_USER_UNKNOWN);  // bob's certificate is in no entry
+  // Removed from the directory once: refused.
+  ASSERT_EQ(directory_.Modify("dn: " + Dn("alice") + "\nchangetype: modify\ndelete: userCertificate;binary\n-\n"), 0);
+  Setup(SoftHsmConfig("ALICE_RSA_CONF", "user_pairing = no\nca_file = " + Fx("CA_CHAIN") + "\n") + rule +
+        directory_.LdapSection());
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+}
+
+TEST_F(DirectoryPairingTest, ItFollowsCheckCertificateTrustAsALocalPairing) {
+  // A directory pairing is a pairing: with check_certificate_trust = none
+  // the pinned key is the trust (the test above); at chain level the
+  // certificate must chain to the configured anchors as well.
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  Setup(DirectoryConfig("ALICE_RSA_CONF", "check_certificate_trust = chain\nca_file = " + Fx("CA_CHAIN") + "\n"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_TRUE(Contains(Syslog(), "pairing(ldap:pamSmartcardPairedKey " + Dn("alice") + ") trust=chain"));
+  Setup(DirectoryConfig("ALICE_RSA_CONF",
+                        "check_certificate_trust = chain\nca_file = " + Fx("TRUST_OTHER_ROOT_CERT") + "\n"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  EXPECT_TRUE(Contains(conv_.errors, "not trusted"));
+}
+
+TEST_F(DirectoryPairingTest, AnotherUsersEntryMapsToThatUserOnly) {
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  AddPerson("bob", {Fx("BOB_EC_SPKI")});
+  Setup(DirectoryConfig("BOB_EC_CONF"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);  // bob's key, PAM_USER=alice
+  EXPECT_TRUE(Contains(conv_.errors, "This card is not paired with alice"));
+  EXPECT_EQ(LoginWithPin("bob"), PAM_SUCCESS);
+  std::string user;
+  EXPECT_EQ(LoginWithPin("", &user), PAM_SUCCESS);
+  EXPECT_EQ(user, "bob");
+}
+
+TEST_F(DirectoryPairingTest, TwoEntriesClaimingOneKeyAreRefusedAndLogged) {
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  AddPerson("dave", {Fx("ALICE_RSA_SPKI"), Fx("BOB_EC_SPKI")});
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  EXPECT_EQ(LoginWithPin("dave"), PAM_AUTH_ERR);
+  EXPECT_EQ(LoginWithPin(""), PAM_USER_UNKNOWN);
+  EXPECT_TRUE(Contains(Syslog(), Fx("ALICE_RSA_SPKI") + " is claimed by 2 entries (" + Dn("alice") + "; " +
+                                     Dn("dave") + "): refused"));
+  // Even two entries of one user name (in two places) are refused.
+  DeleteKey("dave", Fx("ALICE_RSA_SPKI"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")}, "cn=alice-again");
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+}
+
+TEST_F(DirectoryPairingTest, DirectoryDownIsAuthinfoUnavailAndThePasswordModuleStillRuns) {
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  fs::path passdb = dir_ / "passdb";
+  WriteFile(passdb, "alice:secret-password:sctest\n", 0600);
+  stack_ = "auth sufficient " + Module() + " config=" + config_.string() +
+           "\nauth required /usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so passdb=" + passdb.string() + "\n";
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  Slapd("stop");
+  stack_ = "auth required " + Module() + " config=" + config_.string() + "\n";
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(conv_.prompts.empty());  // no PIN asked for a card nobody can map
+  EXPECT_TRUE(Contains(Syslog(), "directory pairing (pamSmartcardPairedKey)"));
+  // Behind it, the password module asks and decides.
+  stack_ = "auth sufficient " + Module() + " config=" + config_.string() +
+           "\nauth required /usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so passdb=" + passdb.string() + "\n";
+  conv_ = ConvState{};
+  conv_.answers = {"secret-password"};
+  EXPECT_EQ(Run("alice").rc, PAM_SUCCESS);
+  EXPECT_EQ(conv_.prompts.size(), 1u);
+  conv_ = ConvState{};
+  conv_.answers = {"wrong-password"};
+  EXPECT_EQ(Run("alice").rc, PAM_AUTH_ERR);
+  Slapd("start");
+  directory_.Forget();  // the restarted directory has its initial entries only
+}
+
 TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {
   Setup(MockConfig("alice-rsa", "", "check_certificate_trust = chain\n"));
   Pair("alice", "ALICE_RSA_SPKI");
@@ -2400,6 +2759,133 @@ class PcscTest : public PamTest {
            "pairings_file = " + pairings_.string() + "\n" + extra;
   }
 };
+
+// --- fleets: three machines, one directory ------------------------------------
+// Three machines' configurations (each its own pam_smartcard.conf and pam.d
+// directory, a different service and policy) share the run's slapd; the
+// card is the virtual PIV card in the lab's pcscd, read through OpenSC. A
+// pairing is added and removed once, with ldapmodify.
+
+class FleetTest : public PcscTest {
+ protected:
+  struct Machine {
+    std::string name;     // laptop1 ...
+    std::string service;  // the PAM service its login goes through
+    fs::path config, pamd;
+  };
+
+  void SetUp() override {
+    if (getenv("SC_SLAPD_DIR") == nullptr) GTEST_SKIP() << "no slapd (run-tests.sh installs it)";
+    PcscTest::SetUp();
+    if (IsSkipped()) return;
+    directory_.Open(dir_, ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    passdb_ = dir_ / "passdb";
+    WriteFile(passdb_, "alice:alice-password:login\nalice:alice-password:sudo\nalice:alice-password:xscreensaver\n", 0600);
+    // laptop1: console login, the pinned key is the trust.
+    // laptop2: sudo, the certificate must chain to the site's CA as well.
+    // laptop3: a screen locker that also reads the pairings file (none here).
+    const std::string pairing = "directory_pairing = pamSmartcardPairedKey\n";
+    AddMachine("laptop1", "login", "user_pairing = no\n" + pairing);
+    AddMachine("laptop2", "sudo",
+               "user_pairing = no\n" + pairing + "check_certificate_trust = chain\nca_file = " + Fx("CA_CHAIN") + "\n");
+    AddMachine("laptop3", "xscreensaver", pairing);
+  }
+  void TearDown() override { directory_.Close(); }
+
+  void AddMachine(const std::string& name, const std::string& service, const std::string& policy) {
+    Machine m{name, service, dir_ / name / "pam_smartcard.conf", dir_ / name / "pam.d"};
+    fs::create_directories(m.pamd);
+    WriteFile(m.config, OpenScConfig(policy) + directory_.LdapSection());
+    machines_.push_back(m);
+    Stack(m, "required");
+  }
+
+  // Stack writes m's pam.d file: pam_smartcard with this control, and with
+  // "sufficient" a password module (pam_wrapper's pam_matrix) after it.
+  void Stack(const Machine& m, const std::string& control) {
+    std::string text = "auth " + control + " " + Module() + " config=" + m.config.string() + "\n";
+    if (control == "sufficient") {
+      text += "auth required /usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so passdb=" + passdb_.string() + "\n";
+    }
+    WriteFile(m.pamd / m.service, text);
+  }
+
+  // Login runs a login as user on m through real libpam; answers reply to
+  // the prompts in turn.
+  int Login(const Machine& m, const std::string& user, std::deque<std::string> answers = {"123456"}) {
+    conv_ = ConvState{};
+    conv_.answers = std::move(answers);
+    struct pam_conv conv {Converse, &conv_};
+    pam_handle_t* pamh = nullptr;
+    int rc = pam_start_confdir(m.service.c_str(), user.c_str(), &conv, m.pamd.c_str(), &pamh);
+    EXPECT_EQ(rc, PAM_SUCCESS);
+    if (rc != PAM_SUCCESS) return rc;
+    // The failure delay is recorded, not slept (libpam's default is 2 s).
+    pam_set_item(pamh, PAM_FAIL_DELAY, reinterpret_cast<const void*>(&RecordDelay));
+    rc = pam_authenticate(pamh, 0);
+    pam_end(pamh, rc);
+    return rc;
+  }
+
+  // Everywhere: the result of a login as user on each machine.
+  std::vector<int> Everywhere(const std::string& user, std::deque<std::string> answers = {"123456"}) {
+    std::vector<int> out;
+    for (const Machine& m : machines_) out.push_back(Login(m, user, answers));
+    return out;
+  }
+  static std::vector<int> All(int rc) { return {rc, rc, rc}; }
+
+  TestDirectory directory_;
+  std::vector<Machine> machines_;
+  fs::path passdb_;
+};
+
+TEST_F(FleetTest, APairingAddedOnceServesEveryMachineAndIsRevokedOnce) {
+  const std::string key = Fx("ALICE_RSA_SPKI");
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTH_ERR));  // not paired anywhere yet
+  directory_.AddPerson("alice", {});
+  directory_.AddKey("alice", key);  // once
+  EXPECT_EQ(Everywhere("alice"), All(PAM_SUCCESS));
+  for (const char* how : {"pairing(ldap:pamSmartcardPairedKey uid=alice,ou=", ") trust=none", ") trust=chain"}) {
+    EXPECT_TRUE(Contains(Syslog(), how)) << how;
+  }
+  directory_.DeleteKey("alice", key);  // once
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTH_ERR));
+  EXPECT_TRUE(Contains(conv_.errors, "This card is not paired with alice"));
+  EXPECT_FALSE(fs::exists(pairings_));
+}
+
+TEST_F(FleetTest, AKeyInAnotherUsersEntryAndAKeyTwoEntriesClaim) {
+  const std::string key = Fx("ALICE_RSA_SPKI");
+  // The card's key in bob's entry: the card is bob's, on every machine.
+  directory_.AddPerson("bob", {key});
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTH_ERR));
+  for (const Machine& m : machines_) EXPECT_EQ(Login(m, "bob"), PAM_SUCCESS) << m.name;
+  // alice's entry claims it too: refused everywhere, and logged.
+  directory_.AddPerson("alice", {key});
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTH_ERR));
+  EXPECT_EQ(Everywhere("bob"), All(PAM_AUTH_ERR));
+  std::size_t logged = 0;
+  for (const std::string& r : Syslog()) {
+    logged += r.find(key + " is claimed by 2 entries (" + directory_.Dn("bob") + "; " + directory_.Dn("alice") +
+                     "): refused") != std::string::npos;
+  }
+  EXPECT_EQ(logged, 6u);  // each of the six logins said why
+}
+
+TEST_F(FleetTest, DirectoryDownEveryMachineIsAuthinfoUnavailAndThePasswordWorks) {
+  directory_.AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  EXPECT_EQ(Everywhere("alice"), All(PAM_SUCCESS));
+  SlapdSh("stop");
+  directory_.Forget();  // restarted below with its initial entries only
+  EXPECT_EQ(Everywhere("alice"), All(PAM_AUTHINFO_UNAVAIL));
+  EXPECT_TRUE(conv_.prompts.empty());  // no PIN asked
+  for (const Machine& m : machines_) Stack(m, "sufficient");
+  EXPECT_EQ(Everywhere("alice", {"alice-password"}), All(PAM_SUCCESS));
+  EXPECT_EQ(conv_.prompts.size(), 1u);  // the password module's prompt only
+  EXPECT_EQ(Everywhere("alice", {"wrong"}), All(PAM_AUTH_ERR));
+  SlapdSh("start");
+}
 
 TEST_F(PcscTest, CardInReaderSucceedsThroughOpenSC) {
   Setup(OpenScConfig());

@@ -16,9 +16,12 @@
 #     (no -u/-g) and is never started through systemd or init scripts;
 #   - schemas: core, cosine, inetorgperson, nis from /etc/ldap/schema, plus
 #     tests/ldap/test.schema (AD's altSecurityIdentities with case-insensitive
-#     equality/substring matching, and the AUXILIARY class scTestMapping);
+#     equality/substring matching, and the AUXILIARY class scTestMapping) and
+#     the shipped etc/ldap/pam_smartcard.schema itself (pamSmartcardPairedKey,
+#     the AUXILIARY class pamSmartcardPairing), not a copy;
 #   - database: mdb in DIR/db, suffix dc=example,dc=test, maxsize 1 GiB,
-#     indexes on objectClass, uid and altSecurityIdentities (eq);
+#     indexes on objectClass, uid, altSecurityIdentities and
+#     pamSmartcardPairedKey (eq);
 #   - rootdn cn=admin,dc=example,dc=test, password in DIR/admin.pw;
 #     service account cn=reader,dc=example,dc=test, password in DIR/reader.pw
 #     (both files mode 0600, no trailing newline: usable with ldapsearch -y);
@@ -79,6 +82,9 @@ readonly SERVER_NAME=sc-test-slapd
 WAIT_SECS=${SLAPD_SH_WAIT_SECS:-10}
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR
+# The schema the package ships (etc/ldap in the source tree).
+SHIPPED_SCHEMA=$(cd -- "$SCRIPT_DIR/../../etc/ldap" && pwd -P)/pam_smartcard.schema
+readonly SHIPPED_SCHEMA
 
 # Never let the client tools read ~/.ldaprc, /etc/ldap/ldap.conf or LDAP* vars.
 export LDAPNOINIT=1
@@ -130,6 +136,7 @@ include         "$SCHEMA_DIR/cosine.schema"
 include         "$SCHEMA_DIR/inetorgperson.schema"
 include         "$SCHEMA_DIR/nis.schema"
 include         "$SCRIPT_DIR/test.schema"
+include         "$SHIPPED_SCHEMA"
 
 ${SLAPD_SH_TLS_CERT:+TLSCertificateFile    "$SLAPD_SH_TLS_CERT"}
 ${SLAPD_SH_TLS_KEY:+TLSCertificateKeyFile "$SLAPD_SH_TLS_KEY"}
@@ -150,6 +157,7 @@ maxsize         1073741824
 index           objectClass eq
 index           uid eq
 index           altSecurityIdentities eq
+index           pamSmartcardPairedKey eq
 
 access to attrs=userPassword
         by self write

@@ -165,6 +165,8 @@ def deb_holds_the_install_layout(w):
         "/usr/share/man/man5/pam_smartcard.conf.5.gz",
         "/usr/share/man/man7/smartcard-auth.7.gz",
         "/usr/share/doc/pam-smartcard/examples/sudo",
+        "/usr/share/doc/pam-smartcard/examples/pam_smartcard.schema",
+        "/usr/share/doc/pam-smartcard/examples/pam_smartcard.ldif",
         "/usr/lib/systemd/user/sc-auth-watch.service",
         "/etc/xdg/autostart/sc-auth-watch.desktop",
     ]

@@ -896,6 +896,27 @@ TEST(ConfigExtraSectionsTest, AttributeRulesAndLdapAreAccepted) {
   ExpectConfigError("[service sudo]\ndebug = yes\n[ldap]\n", "[ldap] (line 3)");
 }
 
+TEST(ConfigExtraSectionsTest, DirectoryPairingNeedsLdapAndAnAttributeName) {
+  const std::string ldap = "[ldap]\nuri = ldap://127.0.0.1/\nbase = dc=example,dc=test\n";
+  auto r = Build("directory_pairing = pamSmartcardPairedKey\n" + ldap);
+  ASSERT_TRUE(r.ok()) << ErrorOf(r);
+  EXPECT_EQ(r->directory_pairing, "pamSmartcardPairedKey");
+  EXPECT_EQ(Build(ldap)->directory_pairing, "");  // off by default
+  // Per service, and on the pam.d line.
+  auto svc = Build("[service sudo]\ndirectory_pairing = altSecurityIdentities\n" + ldap);
+  ASSERT_TRUE(svc.ok()) << ErrorOf(svc);
+  EXPECT_EQ(svc->directory_pairing, "altSecurityIdentities");
+  ModuleArgs args;
+  args.overrides.emplace_back("directory_pairing", "pamSmartcardPairedKey");
+  auto arg = Build(ldap, "sudo", args);
+  ASSERT_TRUE(arg.ok()) << ErrorOf(arg);
+  EXPECT_EQ(arg->directory_pairing, "pamSmartcardPairedKey");
+  ExpectConfigError("directory_pairing = pamSmartcardPairedKey\n", "directory_pairing = pamSmartcardPairedKey needs an [ldap] section");
+  for (const char* bad : {"a b", "(uid=*)", "x=y", "-x", "1.2.", "\"a;b\""}) {
+    ExpectConfigError("directory_pairing = " + std::string(bad) + "\n" + ldap, "directory_pairing");
+  }
+}
+
 TEST(ConfigExtraSectionsTest, UnknownKeysInsideAreRefused) {
   ExpectConfigError("[attribute_mapping upn]\nfields = UID\nbogus = 1\n", "test.conf:3: ");
   ExpectConfigError("[attribute_mapping upn]\nfields = UID\nbogus = 1\n", "bogus");

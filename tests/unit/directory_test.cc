@@ -155,6 +155,19 @@ TEST(DirectoryAnswerTest, OneEntryOneUser) {
   EXPECT_EQ(Users(Reply({{"a", {"carol"}}, {"b", {"dave"}}})), (std::vector<std::string>{"carol", "dave"}));
 }
 
+TEST(DirectoryAnswerTest, TheEntriesThatMatchedAreKept) {
+  // directory_pairing refuses a key that two entries claim, even entries
+  // naming one user: the answer keeps every DN.
+  auto answer = InterpretReply(Reply({{"uid=carol,ou=a", {"carol"}}, {"uid=carol,ou=b", {"carol"}}}), "uid", "(x=y)");
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(answer->users, std::vector<std::string>{"carol"});
+  EXPECT_EQ(answer->dns, (std::vector<std::string>{"uid=carol,ou=a", "uid=carol,ou=b"}));
+  auto doubt = InterpretReply(Reply({{"a", {"carol"}}, {"b", {}}}), "uid", "(x=y)");
+  ASSERT_TRUE(doubt.ok());
+  EXPECT_TRUE(doubt->users.empty());
+  EXPECT_TRUE(doubt->dns.empty());
+}
+
 TEST(DirectoryAnswerTest, AnyDoubtIsNobody) {
   EXPECT_TRUE(Users(Reply({})).empty());
   EXPECT_TRUE(Users(Reply({{"a", {"carol"}}}, /*truncated=*/true)).empty());

@@ -10,6 +10,8 @@
 #   ldap rule   fields = Issuer DN, Serial, attribute = ldap:altSecurityIdentities
 #               against a private slapd (tests/ldap/slapd.sh, 127.0.0.1:18390)
 #               holding N entries, altSecurityIdentities indexed (eq)
+#   directory   directory_pairing = pamSmartcardPairedKey against the same
+#   pairing     directory, every entry holding a key hash of its own (indexed)
 # with N accounts (the match last in the file) behind three NSS backends:
 #   nss_wrapper  what the tests use (it parses the whole file on first use)
 #   files        glibc's files backend: /etc/passwd bind-mounted over in a
@@ -46,10 +48,12 @@ make_accounts() { # N
   mkdir -p "$d/db"
   awk -v n="$1" 'BEGIN {
     print "root:x:0:0:root:/root:/bin/bash"
+    # The account the directory helper runs as (helper_user, default nobody).
+    print "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"
     for (i = 1; i <= n; i++) printf "user%06d:x:%d:%d:User %06d:/home/user%06d:/bin/bash\n", i, 100000 + i, 100000 + i, i, i
     print "valid:x:1010:1010:valid:/home/valid:/bin/bash"
   }' >"$d/passwd"
-  printf 'root:x:0:\nvalid:x:1010:\n' >"$d/group"
+  printf 'root:x:0:\nnogroup:x:65534:\nvalid:x:1010:\n' >"$d/group"
   printf 'passwd: db\ngroup: db\nshadow: files\nhosts: files\n' >"$d/nsswitch.conf"
   awk 'BEGIN { FS = ":"; cnt = 0 } { printf "0%u %s\n", cnt++, $0; printf ".%s %s\n", $1, $0; printf "=%s %s\n", $3, $0 }' \
     "$d/passwd" | makedb --quiet -o "$d/db/passwd.db" -
@@ -86,6 +90,11 @@ config gecos '[attribute_mapping full]\nfields = Common Name\nattribute = gecos\
 config ldap '[attribute_mapping issuer-serial]\nfields = Issuer DN, Serial\nformat = X509:<I>$1<SR>$2\nattribute = ldap:altSecurityIdentities\n' \
   "[ldap]\nuri = ldap://127.0.0.1:$PORT/\nbase = dc=example,dc=test\nfilter = (objectClass=posixAccount)\ntimeout = 5\n"
 
+# Directory pairing: the key hash in the user's entry (directory_pairing),
+# no local pairings file.
+config dirpair 'user_pairing = no\ndirectory_pairing = pamSmartcardPairedKey\n' \
+  "[ldap]\nuri = ldap://127.0.0.1:$PORT/\nbase = dc=example,dc=test\nfilter = (objectClass=posixAccount)\ntimeout = 5\n"
+
 median() { sort -g | sed -n "$((RUNS / 2 + 1))p"; }
 p95() { sort -g | sed -n "$(((RUNS * 95 + 99) / 100))p"; }
 measure() { # label conf backend accounts
@@ -115,16 +124,22 @@ for n in 10 100000; do
 done
 for n in 10 100000; do
   start=$(date +%s%N)
-  { bash tests/ldap/slapd.sh gen-users "$n"
+  # Every generated user also holds a key pairing of its own (a distinct
+  # sha256: value), so that the pairing search runs against N values too.
+  { bash tests/ldap/slapd.sh gen-users "$n" |
+      awk '/^dn: / { i++ } /^$/ { printf "pamSmartcardPairedKey: sha256:%064d\n", i } { print }
+           /^objectClass: scTestMapping$/ { print "objectClass: pamSmartcardPairing" }'
     printf 'dn: uid=valid,ou=people,dc=example,dc=test\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n'
-    printf 'objectClass: scTestMapping\nuid: valid\ncn: valid\nsn: valid\nuidNumber: 1010\ngidNumber: 1010\n'
-    printf 'homeDirectory: /home/valid\naltSecurityIdentities: X509:<I>CN=pam_smartcard Test Issuing CA<SR>%s\n\n' \
-      "$TRUST_VALID_SERIAL_HEX"
+    printf 'objectClass: scTestMapping\nobjectClass: pamSmartcardPairing\nuid: valid\ncn: valid\nsn: valid\n'
+    printf 'uidNumber: 1010\ngidNumber: 1010\nhomeDirectory: /home/valid\n'
+    printf 'altSecurityIdentities: X509:<I>CN=pam_smartcard Test Issuing CA<SR>%s\n' "$TRUST_VALID_SERIAL_HEX"
+    printf 'pamSmartcardPairedKey: %s\n\n' "$TRUST_VALID_SPKI"
   } >"$W/users-$n.ldif"
   bash tests/ldap/slapd.sh stop "$W/slapd" >/dev/null 2>&1 || true
   bash tests/ldap/slapd.sh start "$W/slapd" "$PORT" "$W/users-$n.ldif" >/dev/null
   loaded=$((($(date +%s%N) - start) / 1000000))
   measure "ldap rule, $n entries (10 accounts, db)" ldap db 10
+  measure "directory pairing, $n entries (db)" dirpair db 10
   echo "      (directory of $n entries generated, loaded and started in $loaded ms)"
 done
 echo

@@ -1,7 +1,14 @@
 #include "auth/directory.h"
 
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdio>
 
 #include "core/attribute_rule.h"
 #include "core/secure_file.h"
@@ -15,6 +22,31 @@ namespace {
 constexpr std::uint32_t kSearchSizeLimit = core::kMaxDirectoryEntries;
 constexpr std::size_t kMaxPasswordBytes = 1024;
 constexpr std::size_t kMaxCaFileBytes = 4 * 1024 * 1024;
+constexpr std::string_view kKeptMagic = "pam_smartcard directory answer 1";
+constexpr std::size_t kMaxKeptBytes = 64 * 1024;
+// A kept answer is written again when what it says changed, or when it is
+// this old: a login per minute does not rewrite the file each time.
+constexpr std::int64_t kRewriteAfterSeconds = 60;
+// Clocks differ a little between boots; an answer from further in the
+// future than this is not believed.
+constexpr std::int64_t kFutureSlackSeconds = 300;
+
+std::string Utc(std::int64_t when) {
+  std::time_t t = static_cast<std::time_t>(when);
+  std::tm tm{};
+  char buf[32];
+  if (gmtime_r(&t, &tm) == nullptr || std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "?";
+  return buf;
+}
+
+// The cache directory is used only when it is root's and no one else may
+// write to it (as for the OCSP answers); it is made when missing.
+bool UsableCacheDir(const std::string& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0 && mkdir(dir.c_str(), 0755) != 0) return false;
+  return stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+         (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
 
 }  // namespace
 
@@ -88,6 +120,133 @@ core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribut
     return core::Unavailable("directory query " + filter + ": " + reply.status().message());
   }
   return InterpretReply(*reply, options_.user_attribute, filter);
+}
+
+std::string FormatKeptAnswer(const KeptAnswer& answer) {
+  std::string text = std::string(kKeptMagic) + "\nwhen " + std::to_string(answer.when) + "\n";
+  for (const std::string& u : answer.users) text += "user " + u + "\n";
+  for (const std::string& dn : answer.dns) text += "dn " + dn + "\n";
+  return text;
+}
+
+core::Result<KeptAnswer> ParseKeptAnswer(std::string_view text) {
+  KeptAnswer kept;
+  bool have_when = false;
+  std::size_t line_no = 0;
+  auto bad = [&](const std::string& why) {
+    return core::ConfigError("line " + std::to_string(line_no) + ": " + why);
+  };
+  while (!text.empty()) {
+    ++line_no;
+    std::size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) return bad("no final newline");
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    if (line_no == 1) {
+      if (line != kKeptMagic) return bad("not a kept directory answer");
+      continue;
+    }
+    std::size_t sp = line.find(' ');
+    std::string_view key = line.substr(0, sp);
+    std::string_view value = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    if (key == "when" && !have_when && line_no == 2) {
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), kept.when);
+      if (ec != std::errc() || end != value.data() + value.size() || value.empty() || kept.when <= 0) {
+        return bad("bad time '" + core::SanitizeForDisplay(value) + "'");
+      }
+      have_when = true;
+    } else if (key == "user" && have_when && kept.dns.empty()) {
+      if (!core::UnsafeTextReason(value).empty() || !core::IsValidUserName(value)) return bad("bad user name");
+      if (std::find(kept.users.begin(), kept.users.end(), value) != kept.users.end()) return bad("user named twice");
+      kept.users.emplace_back(value);
+    } else if (key == "dn" && !kept.users.empty()) {
+      if (value.empty() || !core::UnsafeTextReason(value).empty()) return bad("bad DN");
+      kept.dns.emplace_back(value);
+    } else {
+      return bad("unexpected '" + core::SanitizeForDisplay(key) + "'");
+    }
+    if (kept.users.size() > core::kMaxDirectoryEntries || kept.dns.size() > core::kMaxDirectoryEntries) {
+      return bad("more than " + std::to_string(core::kMaxDirectoryEntries) + " entries");
+    }
+  }
+  if (!have_when) return core::ConfigError("no time");
+  if (kept.users.empty() || kept.dns.empty()) return core::ConfigError("no user or no entry");
+  return kept;
+}
+
+std::string GraceScope(const core::LdapOptions& options) {
+  return options.UriList() + "\n" + options.base + "\n" + options.filter + "\n" + options.user_attribute;
+}
+
+std::string GraceDirectory::PathFor(std::string_view attribute, std::string_view value) const {
+  std::string key = scope_ + "\n" + std::string(attribute) + "\n" + std::string(value);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(key.data(), key.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
+  return cache_dir_ + "/dir-" + core::HexEncode(std::span<const std::uint8_t>(md, len));
+}
+
+void GraceDirectory::Keep(const std::string& path, const DirectoryAnswer& answer) const {
+  // Only root writes what a later login will believe.
+  if (path.empty() || cache_dir_.empty() || geteuid() != 0) return;
+  std::int64_t now = static_cast<std::int64_t>(now_());
+  if (answer.users.empty()) {
+    unlink(path.c_str());  // the directory names nobody now: nothing to fall back on
+    return;
+  }
+  if (!UsableCacheDir(cache_dir_)) return;
+  auto old = core::ReadTrustedFile(path, kMaxKeptBytes, /*missing_ok=*/true);
+  if (old.ok() && !old->empty()) {
+    auto kept = ParseKeptAnswer(*old);
+    if (kept.ok() && kept->users == answer.users && kept->dns == answer.dns && kept->when <= now &&
+        now - kept->when < kRewriteAfterSeconds) {
+      return;
+    }
+  }
+  KeptAnswer kept{now, answer.users, answer.dns};
+  std::string text = FormatKeptAnswer(kept);
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = fsync(fd) == 0 && ok;
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) unlink(tmp.c_str());
+}
+
+core::Result<DirectoryAnswer> GraceDirectory::FindUsers(std::string_view attribute, std::string_view value) {
+  std::string path = PathFor(attribute, value);
+  auto answer = inner_->FindUsers(attribute, value);
+  if (answer.ok()) {
+    Keep(path, *answer);
+    return answer;
+  }
+  if (answer.status().code() != core::Code::kUnavailable || grace_hours_ == 0 || path.empty()) return answer;
+  std::string why = answer.status().message();
+  auto text = core::ReadTrustedFile(path, kMaxKeptBytes, /*missing_ok=*/true);
+  if (!text.ok()) return core::Unavailable(why + "; kept answer unusable: " + text.status().message());
+  if (text->empty()) return core::Unavailable(why + "; no kept answer (directory_grace)");
+  auto kept = ParseKeptAnswer(*text);
+  if (!kept.ok()) return core::Unavailable(why + "; kept answer " + path + " unusable: " + kept.status().message());
+  std::int64_t now = static_cast<std::int64_t>(now_());
+  std::int64_t age = now - kept->when;
+  std::int64_t grace = static_cast<std::int64_t>(grace_hours_) * 3600;
+  if (age < -kFutureSlackSeconds) {
+    return core::Unavailable(why + "; kept answer of " + Utc(kept->when) + " is from the future: not used");
+  }
+  if (age >= grace) {
+    return core::Unavailable(why + "; kept answer of " + Utc(kept->when) + " is older than directory_grace (" +
+                             std::to_string(grace_hours_) + " h): not used");
+  }
+  DirectoryAnswer stale;
+  stale.users = kept->users;
+  stale.dns = kept->dns;
+  std::string hours = std::to_string(std::max<std::int64_t>(age, 0) / 3600);
+  stale.from_grace_cache = why + "; its answer of " + Utc(kept->when) + " (" + hours +
+                           " h old, directory_grace = " + std::to_string(grace_hours_) + " h) is used";
+  stale.trace.push_back(stale.from_grace_cache);
+  for (std::size_t i = 0; i < stale.dns.size(); ++i) stale.trace.push_back("kept answer: entry " + stale.dns[i]);
+  return stale;
 }
 
 }  // namespace sc::auth

@@ -37,7 +37,12 @@ core::Result<std::unique_ptr<Mapper>> Mapper::Create(const core::Options& option
     if (directory) {
       m->directory_ = std::move(directory);
     } else if (ldap && network != nullptr) {
+      std::string scope = GraceScope(*ldap);
       m->directory_ = std::make_unique<LdapDirectory>(std::move(*ldap), network);
+      if (options.directory_grace > 0) {
+        m->directory_ = std::make_unique<GraceDirectory>(std::move(m->directory_), std::move(scope),
+                                                         options.cache_dir, options.directory_grace);
+      }
     } else if (ldap) {
       return core::InternalError(needs + " needs the login's network helper");
     } else {
@@ -90,6 +95,9 @@ MappingResult Mapper::Map(const CardIdentity& id, const crypto::Fetcher* fetch) 
               return r;
             }
             r.trace.insert(r.trace.end(), answer->trace.begin(), answer->trace.end());
+            if (!answer->from_grace_cache.empty()) {
+              r.warnings.push_back("[attribute_mapping " + rule.name() + "] " + answer->from_grace_cache);
+            }
             for (const std::string& u : answer->users) {
               if (core::LookupAccount(u).ok()) {
                 users.push_back(u);
@@ -147,6 +155,7 @@ void Mapper::AddDirectoryPairing(const CardIdentity& id, MappingResult& r) const
     return;
   }
   r.trace.insert(r.trace.end(), answer->trace.begin(), answer->trace.end());
+  if (!answer->from_grace_cache.empty()) r.warnings.push_back(tag + ": " + answer->from_grace_cache);
   if (answer->dns.size() > 1) {
     // One key, one person: two entries claiming it is a mistake (or an
     // attack on the directory), never a choice.

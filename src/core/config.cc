@@ -204,6 +204,7 @@ constexpr OptionDescriptor kOptions[] = {
     {"user_pairing", &SetBool<&Options::user_pairing>},
     {"pairings_file", &SetPath<&Options::pairings_file>},
     {"directory_pairing", &SetDirectoryPairing},
+    {"directory_grace", &SetUint<&Options::directory_grace, 24 * 365>},
     {"one_card_per_user", &SetBool<&Options::one_card_per_user>},
     {"allow_user_from_card", &SetBool<&Options::allow_user_from_card>},
     {"enforce_smartcard", &SetBool<&Options::enforce_smartcard>},

@@ -65,6 +65,9 @@ struct Options {
   // pairings (empty: none). A match counts as a pairing, as one in the
   // pairings file does (trust per check_certificate_trust).
   std::string directory_pairing;
+  // directory_grace: hours the directory's last answer for a key or value,
+  // kept in cache_dir by root, may stand in when the directory cannot answer.
+  std::uint32_t directory_grace = 0;
   bool one_card_per_user = false;
   bool allow_user_from_card = true;
   bool enforce_smartcard = false;
@@ -72,7 +75,7 @@ struct Options {
   std::string token_removal_action = "none";
   std::string helper = kDefaultHelperPath;
   std::string helper_user = "nobody";  // the account helpers run as under a root caller
-  std::string cache_dir = SC_CACHEDIR;  // CRL indexes
+  std::string cache_dir = SC_CACHEDIR;  // CRL indexes, OCSP answers, kept directory answers
 
   std::vector<ExtraSection> extra_sections;
 };

@@ -2694,6 +2694,68 @@ TEST_F(DirectoryPairingTest, DirectoryDownIsAuthinfoUnavailAndThePasswordModuleS
   directory_.Forget();  // the restarted directory has its initial entries only
 }
 
+// directory_grace: the directory's last answer for the key is kept by root in
+// cache_dir and stands in while the directory cannot answer, for that many
+// hours; an answer naming nobody removes it.
+TEST_F(DirectoryPairingTest, DirectoryGraceKeepsTheLastAnswerForAnOfflineLaptop) {
+  fs::path cache = dir_ / "cache";
+  auto kept = [&] {
+    std::vector<fs::path> files;
+    if (fs::exists(cache)) {
+      for (const auto& e : fs::directory_iterator(cache)) {
+        if (e.path().filename().string().rfind("dir-", 0) == 0) files.push_back(e.path());
+      }
+    }
+    return files;
+  };
+  auto config = [&](const std::string& grace) {
+    Setup(DirectoryConfig("ALICE_RSA_CONF", "directory_grace = " + grace + "\ncache_dir = " + cache.string() + "\n"));
+  };
+  AddPerson("alice", {Fx("ALICE_RSA_SPKI")});
+  config("24");
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  ASSERT_EQ(kept().size(), 1u);
+  std::string text = ReadFile(kept().front());
+  EXPECT_NE(text.find("user alice\ndn " + Dn("alice") + "\n"), std::string::npos) << text;
+  // Taken out of the directory: the next answer removes what was kept.
+  DeleteKey("alice", Fx("ALICE_RSA_SPKI"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
+  EXPECT_TRUE(kept().empty());
+  AddKey("alice", Fx("ALICE_RSA_SPKI"));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  ASSERT_EQ(kept().size(), 1u);
+
+  // On the train: the directory cannot be reached.
+  Slapd("stop");
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  EXPECT_EQ(conv_.prompts.size(), 1u);  // the PIN, as at the office
+  EXPECT_TRUE(Contains(Syslog(), "(0 h old, directory_grace = 24 h) is used"));
+  std::string user;
+  EXPECT_EQ(LoginWithPin("", &user), PAM_SUCCESS);
+  EXPECT_EQ(user, "alice");
+  EXPECT_EQ(LoginWithPin("bob"), PAM_AUTH_ERR);  // the kept answer names alice only
+  // Grace 0 (the default): the kept answer is not used.
+  config("0");
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(conv_.prompts.empty());
+  // An answer older than the grace is not used.
+  config("24");
+  text = ReadFile(kept().front());
+  std::size_t at = text.find("when ") + 5;
+  long when = std::stol(text.substr(at, text.find('\n', at) - at));
+  text.replace(at, text.find('\n', at) - at, std::to_string(when - 25 * 3600));
+  WriteFile(kept().front(), text, 0644);
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTHINFO_UNAVAIL);
+  EXPECT_TRUE(Contains(Syslog(), "is older than directory_grace (24 h): not used"));
+  config("48");
+  EXPECT_EQ(LoginWithPin("alice"), PAM_SUCCESS);
+  // One someone else could have written is not believed.
+  fs::permissions(kept().front(), fs::perms(0666));
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTHINFO_UNAVAIL);
+  Slapd("start");
+  directory_.Forget();  // the restarted directory has its initial entries only
+}
+
 TEST_F(PamTest, TrustWithoutAnchorsIsServiceErr) {
   Setup(MockConfig("alice-rsa", "", "check_certificate_trust = chain\n"));
   Pair("alice", "ALICE_RSA_SPKI");

@@ -896,6 +896,18 @@ TEST(ConfigExtraSectionsTest, AttributeRulesAndLdapAreAccepted) {
   ExpectConfigError("[service sudo]\ndebug = yes\n[ldap]\n", "[ldap] (line 3)");
 }
 
+TEST(ConfigExtraSectionsTest, DirectoryGraceIsHoursOffByDefault) {
+  EXPECT_EQ(Build("")->directory_grace, 0u);
+  auto r = Build("directory_grace = 72\n");
+  ASSERT_TRUE(r.ok()) << ErrorOf(r);
+  EXPECT_EQ(r->directory_grace, 72u);
+  EXPECT_EQ(Build("directory_grace = 8760\n")->directory_grace, 8760u);
+  for (const char* bad : {"directory_grace = 8761\n", "directory_grace = -1\n", "directory_grace = 1h\n",
+                          "directory_grace =\n"}) {
+    EXPECT_FALSE(Build(bad).ok()) << bad;
+  }
+}
+
 TEST(ConfigExtraSectionsTest, DirectoryPairingNeedsLdapAndAnAttributeName) {
   const std::string ldap = "[ldap]\nuri = ldap://127.0.0.1/\nbase = dc=example,dc=test\n";
   auto r = Build("directory_pairing = pamSmartcardPairedKey\n" + ldap);

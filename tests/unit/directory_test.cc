@@ -4,6 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -190,6 +196,160 @@ TEST(DirectoryAnswerTest, FailureIsUnavailable) {
   EXPECT_EQ(answer.status().code(), core::Code::kUnavailable);
   EXPECT_NE(answer.status().message().find("Can't contact LDAP server"), std::string::npos);
   EXPECT_NE(answer.status().message().find("(x=y)"), std::string::npos);
+}
+
+// --- directory_grace -------------------------------------------------------
+
+TEST(KeptAnswerTest, RoundTrip) {
+  KeptAnswer a{1765000000, {"alice", "al"}, {"uid=alice,ou=people,dc=example,dc=test", "cn=al,dc=example,dc=test"}};
+  std::string text = FormatKeptAnswer(a);
+  EXPECT_EQ(text, "pam_smartcard directory answer 1\nwhen 1765000000\nuser alice\nuser al\n"
+                  "dn uid=alice,ou=people,dc=example,dc=test\ndn cn=al,dc=example,dc=test\n");
+  auto b = ParseKeptAnswer(text);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(b->when, a.when);
+  EXPECT_EQ(b->users, a.users);
+  EXPECT_EQ(b->dns, a.dns);
+}
+
+TEST(KeptAnswerTest, AnythingOutOfPlaceIsRefused) {
+  const std::string head = "pam_smartcard directory answer 1\n";
+  for (const std::string& bad : {
+           std::string(""), head, head + "when 5\n", head + "when 5\nuser alice\n",  // no entry
+           head + "when 5\ndn x\nuser alice\n",                                      // order
+           head + "when 5\nuser alice\ndn x",                                        // no final newline
+           head + "when -5\nuser alice\ndn x\n", head + "when 5x\nuser alice\ndn x\n",
+           head + "when \nuser alice\ndn x\n", head + "user alice\nwhen 5\ndn x\n",
+           head + "when 5\nwhen 6\nuser alice\ndn x\n", head + "when 5\nuser -alice\ndn x\n",
+           head + "when 5\nuser alice\nuser alice\ndn x\n", head + "when 5\nuser ali ce\ndn x\n",
+           head + "when 5\nuser alice\ndn a\x1b[31m\n", head + "when 5\nuser alice\ndn \n",
+           head + "when 5\nuser alice\ndn x\nuser bob\n", head + "when 5\nuser alice\ndn x\ngroup y\n",
+           std::string("pam_smartcard directory answer 2\nwhen 5\nuser alice\ndn x\n"),
+           head + "when 5\nuser alice\ndn x\n\n"}) {
+    EXPECT_FALSE(ParseKeptAnswer(bad).ok()) << bad;
+  }
+  std::string many = head + "when 5\n";
+  for (int i = 0; i < 17; ++i) many += "user u" + std::to_string(i) + "\n";
+  EXPECT_FALSE(ParseKeptAnswer(many + "dn x\n").ok());
+}
+
+// A directory that answers what the test says, or cannot answer.
+class ScriptedDirectory : public Directory {
+ public:
+  core::Result<DirectoryAnswer> FindUsers(std::string_view, std::string_view) override {
+    ++searches;
+    if (down) return core::Unavailable("directory query (k=v): directory unavailable: Can't contact LDAP server");
+    DirectoryAnswer a;
+    a.users = users;
+    a.dns = dns;
+    return a;
+  }
+  bool down = false;
+  std::vector<std::string> users;
+  std::vector<std::string> dns;
+  int searches = 0;
+};
+
+class GraceDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "kept answers are written by root only";
+    char tmpl[] = "/tmp/sc-grace-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);
+    cache_ = dir_ + "/cache";
+    auto inner = std::make_unique<ScriptedDirectory>();
+    inner_ = inner.get();
+    grace_ = std::make_unique<GraceDirectory>(std::move(inner), "ldap://127.0.0.1/\ndc=x\n\nuid", cache_, 24,
+                                              [this] { return now_; });
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::vector<std::string> Users() {
+    auto a = grace_->FindUsers("pamSmartcardPairedKey", "sha256:ab");
+    last_ = a.ok() ? "" : a.status().message();
+    stale_ = a.ok() ? a->from_grace_cache : "";
+    return a.ok() ? a->users : std::vector<std::string>{"<unavailable>"};
+  }
+  std::string dir_, cache_, last_, stale_;
+  std::time_t now_ = 1765000000;
+  ScriptedDirectory* inner_ = nullptr;
+  std::unique_ptr<GraceDirectory> grace_;
+};
+
+TEST_F(GraceDirectoryTest, NothingKeptTheDirectoryDownIsUnavailable) {
+  inner_->down = true;
+  EXPECT_EQ(Users(), std::vector<std::string>{"<unavailable>"});
+  EXPECT_NE(last_.find("no kept answer (directory_grace)"), std::string::npos) << last_;
+}
+
+TEST_F(GraceDirectoryTest, TheLastAnswerStandsInWithinTheGraceOnly) {
+  inner_->users = {"alice"};
+  inner_->dns = {"uid=alice,dc=x"};
+  EXPECT_EQ(Users(), std::vector<std::string>{"alice"});
+  EXPECT_TRUE(stale_.empty());
+  struct stat st {};
+  std::string path = grace_->PathFor("pamSmartcardPairedKey", "sha256:ab");
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+  inner_->down = true;
+  now_ += 23 * 3600;
+  EXPECT_EQ(Users(), std::vector<std::string>{"alice"});
+  EXPECT_NE(stale_.find("Can't contact LDAP server; its answer of 2025-12-06T05:46:40Z (23 h old, "
+                        "directory_grace = 24 h) is used"), std::string::npos) << stale_;
+  now_ += 3600;  // 24 h: over
+  EXPECT_EQ(Users(), std::vector<std::string>{"<unavailable>"});
+  EXPECT_NE(last_.find("older than directory_grace (24 h): not used"), std::string::npos) << last_;
+}
+
+TEST_F(GraceDirectoryTest, AnAnswerNamingNobodyRemovesTheKeptOne) {
+  inner_->users = {"alice"};
+  inner_->dns = {"uid=alice,dc=x"};
+  EXPECT_EQ(Users(), std::vector<std::string>{"alice"});
+  inner_->users.clear();
+  inner_->dns.clear();
+  EXPECT_TRUE(Users().empty());
+  EXPECT_FALSE(std::filesystem::exists(grace_->PathFor("pamSmartcardPairedKey", "sha256:ab")));
+  inner_->down = true;
+  EXPECT_EQ(Users(), std::vector<std::string>{"<unavailable>"});
+}
+
+TEST_F(GraceDirectoryTest, OtherScopesKeysAndValuesDoNotShare) {
+  GraceDirectory other(std::make_unique<ScriptedDirectory>(), "ldap://other/\ndc=x\n\nuid", cache_, 24);
+  EXPECT_NE(other.PathFor("pamSmartcardPairedKey", "sha256:ab"), grace_->PathFor("pamSmartcardPairedKey", "sha256:ab"));
+  EXPECT_NE(grace_->PathFor("pamSmartcardPairedKey", "sha256:ac"), grace_->PathFor("pamSmartcardPairedKey", "sha256:ab"));
+  EXPECT_NE(grace_->PathFor("altSecurityIdentities", "sha256:ab"), grace_->PathFor("pamSmartcardPairedKey", "sha256:ab"));
+}
+
+TEST_F(GraceDirectoryTest, AKeptAnswerSomeoneElseCouldWriteOrFromTheFutureIsNotUsed) {
+  inner_->users = {"alice"};
+  inner_->dns = {"uid=alice,dc=x"};
+  EXPECT_EQ(Users(), std::vector<std::string>{"alice"});
+  std::string path = grace_->PathFor("pamSmartcardPairedKey", "sha256:ab");
+  inner_->down = true;
+  ASSERT_EQ(chmod(path.c_str(), 0666), 0);
+  EXPECT_EQ(Users(), std::vector<std::string>{"<unavailable>"});
+  EXPECT_NE(last_.find("kept answer unusable"), std::string::npos) << last_;
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+  now_ -= 3600;  // the clock went back an hour: the answer is from the future
+  EXPECT_EQ(Users(), std::vector<std::string>{"<unavailable>"});
+  EXPECT_NE(last_.find("is from the future"), std::string::npos) << last_;
+  now_ += 3600;
+  std::ofstream(path, std::ios::trunc) << "pam_smartcard directory answer 1\nwhen 1765000000\nuser bob\n";
+  EXPECT_EQ(Users(), std::vector<std::string>{"<unavailable>"});
+  EXPECT_NE(last_.find("unusable"), std::string::npos) << last_;
+}
+
+TEST_F(GraceDirectoryTest, OnlyRootKeepsAnswersAndAnUnsafeCacheDirIsNotUsed) {
+  ASSERT_EQ(mkdir(cache_.c_str(), 0777), 0);
+  ASSERT_EQ(chmod(cache_.c_str(), 0777), 0);
+  inner_->users = {"alice"};
+  inner_->dns = {"uid=alice,dc=x"};
+  EXPECT_EQ(Users(), std::vector<std::string>{"alice"});
+  EXPECT_FALSE(std::filesystem::exists(grace_->PathFor("pamSmartcardPairedKey", "sha256:ab")));
 }
 
 }  // namespace

@@ -92,7 +92,8 @@ core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, 
   return answer;
 }
 
-core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribute, std::string_view value) {
+core::Result<core::DirectoryReply> LdapDirectory::Search(std::string_view attribute, std::string_view value,
+                                                        std::string_view wanted, std::string* filter) {
   core::DirectoryRequest request;
   request.uris = options_.UriList();
   request.base = options_.base;
@@ -106,20 +107,44 @@ core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribut
     if (!checked.ok()) return core::ConfigError("[ldap] tls_ca_file: " + checked.status().message());
   }
   request.filter = core::SearchFilter(options_, attribute, value);
-  request.attribute = options_.user_attribute;
+  request.attribute = std::string(wanted);
   request.size_limit = kSearchSizeLimit;
   if (!options_.bind_dn.empty()) {
     auto password = core::ReadSecretFile(options_.bind_password_file, kMaxPasswordBytes);
     if (!password.ok()) return core::ConfigError("[ldap] bind_password_file: " + password.status().message());
     request.bind_password = std::move(*password);
   }
-  std::string filter = request.filter;
+  *filter = request.filter;
   auto reply = network_->Search(std::move(request), options_.timeout);
   if (!reply.ok()) {
     if (reply.status().code() == core::Code::kConfig) return reply.status();  // the helper cannot start
-    return core::Unavailable("directory query " + filter + ": " + reply.status().message());
+    return core::Unavailable("directory query " + *filter + ": " + reply.status().message());
   }
+  return reply;
+}
+
+core::Result<DirectoryAnswer> LdapDirectory::FindUsers(std::string_view attribute, std::string_view value) {
+  std::string filter;
+  auto reply = Search(attribute, value, options_.user_attribute, &filter);
+  if (!reply.ok()) return reply.status();
   return InterpretReply(*reply, options_.user_attribute, filter);
+}
+
+core::Result<std::vector<core::DirectoryEntry>> LdapDirectory::Entries(std::string_view attribute,
+                                                                       std::string_view value,
+                                                                       std::string_view wanted) {
+  std::string filter;
+  auto reply = Search(attribute, value, wanted, &filter);
+  if (!reply.ok()) return reply.status();
+  std::string query = "directory query " + filter;
+  if (!reply->ok) {
+    std::string why = core::UnsafeTextReason(reply->message).empty() ? reply->message : "(unprintable message)";
+    return core::Unavailable(query + ": directory unavailable: " + why);
+  }
+  if (reply->truncated) {
+    return core::Denied(query + ": more than " + std::to_string(reply->entries.size()) + " entries");
+  }
+  return std::move(reply->entries);
 }
 
 std::string FormatKeptAnswer(const KeptAnswer& answer) {

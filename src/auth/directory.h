@@ -61,10 +61,21 @@ class LdapDirectory : public Directory {
       : options_(std::move(options)), network_(network) {}
   core::Result<DirectoryAnswer> FindUsers(std::string_view attribute, std::string_view value) override;
   void Prepare() override { network_->Prepare(); }
+  // Entries: the entries whose attribute holds value, each with the values
+  // of wanted as the directory sent them (sc_auth lists a user's directory
+  // pairings with it). kUnavailable as FindUsers; kDenied when more entries
+  // match than a search returns.
+  core::Result<std::vector<core::DirectoryEntry>> Entries(std::string_view attribute, std::string_view value,
+                                                          std::string_view wanted);
 
   const core::LdapOptions& options() const { return options_; }
 
  private:
+  // Search sends the search for (attribute=value) asking for wanted; filter
+  // receives the filter sent.
+  core::Result<core::DirectoryReply> Search(std::string_view attribute, std::string_view value,
+                                            std::string_view wanted, std::string* filter);
+
   core::LdapOptions options_;
   NetworkHelper* network_;  // borrowed
 };

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <cctype>
 
@@ -367,21 +368,62 @@ sc::core::Result<sc::core::PairingsFile> LoadPairings(const sc::core::Options& o
   return file;
 }
 
+// DirectoryPairingsOf: the entries whose user_attribute is user, each with
+// its directory_pairing values (for list).
+sc::core::Result<std::vector<sc::core::DirectoryEntry>> DirectoryPairingsOf(const sc::core::Options& options,
+                                                                            const std::string& user,
+                                                                            sc::auth::NetworkHelper* network) {
+  for (const sc::core::ExtraSection& extra : options.extra_sections) {
+    if (extra.kind != "ldap") continue;
+    auto parsed = sc::core::LdapOptions::Parse(extra);
+    if (!parsed.ok()) return parsed.status();
+    sc::auth::LdapDirectory directory(std::move(*parsed), network);
+    directory.Prepare();
+    return directory.Entries(directory.options().user_attribute, user, options.directory_pairing);
+  }
+  return Status(Code::kConfig, "directory_pairing needs an [ldap] section");
+}
+
+// CmdList: the pairings file's pairings, and with directory_pairing and -u
+// USER those of USER's directory entries (the directory is asked per user:
+// a search returns a bounded number of entries).
 int CmdList(const Cli& cli, const sc::core::Options& options) {
   auto file = LoadPairings(options);
   if (!file.ok()) return Report(file.status());
   auto it = cli.opts.find('u');
   std::string only = it == cli.opts.end() ? "" : it->second;
   Json out = Json::array();
+  std::string text;
   for (const sc::core::Pairing& p : file->pairings) {
     if (!only.empty() && p.user != only) continue;
-    if (cli.json) {
-      out.push_back({{"user", p.user}, {"key", p.key_hash}, {"paired_at", p.paired_at}, {"label", p.label}});
-    } else {
-      std::cout << p.user << "\t" << p.key_hash << "\t" << p.paired_at << "\t" << p.label << "\n";
+    out.push_back({{"user", p.user}, {"key", p.key_hash}, {"paired_at", p.paired_at}, {"label", p.label}});
+    text += p.user + "\t" + p.key_hash + "\t" + p.paired_at + "\t" + p.label + "\n";
+  }
+  if (!options.directory_pairing.empty() && only.empty()) {
+    std::cerr << "sc_auth: pairings in the directory (" << options.directory_pairing
+              << ") are listed for one user: sc_auth list -u USER\n";
+  } else if (!options.directory_pairing.empty()) {
+    if (!sc::core::IsValidUserName(only)) return Report(Status(Code::kUsage, "bad user name '" + only + "'"));
+    Machinery machinery(options);
+    auto entries = DirectoryPairingsOf(options, only, &machinery.network);
+    if (!entries.ok()) return Report(entries.status());
+    for (const sc::core::DirectoryEntry& entry : *entries) {
+      for (const std::string& value : entry.values) {
+        // What the module compares with: a value that is not a key hash
+        // never pairs a card, and list says so.
+        std::optional<std::string> key = sc::core::NormalizeKeyHash(value);
+        out.push_back({{"user", only}, {"key", key ? *key : value}, {"paired_at", ""}, {"label", ""},
+                       {"dn", entry.dn}, {"usable", key.has_value()}});
+        text += only + "\t" + (key ? *key : value) + "\t-\tdirectory: " + entry.dn +
+                (key ? "" : " (not a sha256: key hash: never pairs a card)") + "\n";
+      }
     }
   }
-  if (cli.json) PrintJson(std::move(out));
+  if (cli.json) {
+    PrintJson(std::move(out));
+  } else {
+    std::cout << text;
+  }
   return kExitOk;
 }
 
@@ -709,6 +751,15 @@ int CmdUnpairLdif(const Cli& cli, const sc::core::Options& options) {
     if (std::find(holders->begin(), holders->end(), target->dn) == holders->end()) {
       return Report(Status(Code::kDenied, "no pairing of " + user + " with " + *hash + " in " + target->dn));
     }
+  } else {
+    // Deleting every value of an attribute the entry does not hold is an
+    // error to ldapmodify: say so here instead.
+    auto entries = DirectoryPairingsOf(options, user, &machinery.network);
+    if (!entries.ok()) return Report(entries.status());
+    bool holds = std::any_of(entries->begin(), entries->end(), [&](const sc::core::DirectoryEntry& e) {
+      return e.dn == target->dn && !e.values.empty();
+    });
+    if (!holds) return Report(Status(Code::kDenied, "no pairing of " + user + " in " + target->dn));
   }
   using Mod = sc::core::LdifModification;
   std::vector<std::string> values;

@@ -2546,8 +2546,15 @@ TEST_F(DirectoryPairingTest, ScAuthPrintsTheLdifThatPairsAndUnpairs) {
   EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
   EXPECT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice -h " + alice_key, "", &out, &err), 1);
   EXPECT_NE(err.find("no pairing of alice with " + alice_key), std::string::npos) << err;
+  // Without -h: every value, when the entry holds one (ldapmodify refuses
+  // to delete an attribute the entry does not have).
+  EXPECT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice", "", &out, &err), 1);
+  EXPECT_NE(err.find("no pairing of alice in " + Dn("alice")), std::string::npos) << err;
+  directory_.AddKey("alice", alice_key);
   ASSERT_EQ(RunScAuthSplit(config + "unpair --ldif -u alice", "", &out, &err), 0) << err;
   EXPECT_NE(out.find("changetype: modify\ndelete: pamSmartcardPairedKey\n-\n"), std::string::npos) << out;
+  ASSERT_EQ(directory_.Modify(out), 0);
+  EXPECT_EQ(LoginWithPin("alice"), PAM_AUTH_ERR);
 
   // An entry that has the class: only the key is added.
   directory_.AddPerson("bob", {});
@@ -2570,6 +2577,49 @@ TEST_F(DirectoryPairingTest, ScAuthPrintsTheLdifThatPairsAndUnpairs) {
   EXPECT_EQ(RunScAuthSplit(config + "pair --ldif -u alice", "", &out, &err), 2);
   EXPECT_NE(err.find("--ldif needs directory_pairing"), std::string::npos) << err;
   EXPECT_FALSE(fs::exists(pairings_));
+}
+
+// sc_auth list -u USER shows the user's directory pairings after the file's,
+// each with its entry; a value that is not a key hash is marked.
+TEST_F(DirectoryPairingTest, ScAuthListShowsTheUsersDirectoryPairings) {
+  std::string upper = Fx("ALICE_RSA_SPKI");
+  std::transform(upper.begin() + 7, upper.end(), upper.begin() + 7, [](char c) { return std::toupper(c); });
+  AddPerson("alice", {upper, "X509:<SKI>0123abcd"});
+  AddPerson("bob", {Fx("BOB_EC_SPKI")});
+  Pair("alice", "BOB_EC_SPKI");  // in the pairings file (unused with user_pairing = no, listed all the same)
+  Setup(DirectoryConfig("ALICE_RSA_CONF"));
+  const std::string config = "--config " + config_.string() + " ";
+  std::string out, err;
+  ASSERT_EQ(RunScAuthSplit(config + "list -u alice", "", &out, &err), 0) << err;
+  const std::string dir_line = "alice\t" + Fx("ALICE_RSA_SPKI") + "\t-\tdirectory: " + Dn("alice") + "\n";
+  const std::string odd_line = "alice\tX509:<SKI>0123abcd\t-\tdirectory: " + Dn("alice") +
+                               " (not a sha256: key hash: never pairs a card)\n";
+  EXPECT_EQ(out.find("alice\t" + Fx("BOB_EC_SPKI") + "\t"), 0u) << out;  // the file's first
+  EXPECT_NE(out.find(dir_line), std::string::npos) << out;
+  EXPECT_NE(out.find(odd_line), std::string::npos) << out;
+  EXPECT_EQ(out.find("bob"), std::string::npos) << out;
+  Json doc;
+  ASSERT_EQ(RunScAuthJson(config + "list -u alice", &doc, &out), 0) << out;
+  ASSERT_TRUE(doc.is_array()) << out;
+  ASSERT_EQ(doc.size(), 3u) << out;
+  EXPECT_EQ(doc[0].size(), 4u) << out;  // a file pairing: as before
+  int usable = 0;
+  for (std::size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(doc[i]["dn"], Dn("alice"));
+    EXPECT_EQ(doc[i]["paired_at"], "");
+    usable += doc[i]["usable"].get<bool>() ? 1 : 0;
+  }
+  EXPECT_EQ(usable, 1);
+  // Without -u the directory is not asked, and stderr says so.
+  ASSERT_EQ(RunScAuthSplit(config + "list", "", &out, &err), 0) << err;
+  EXPECT_EQ(out.find("directory:"), std::string::npos) << out;
+  EXPECT_NE(err.find("are listed for one user: sc_auth list -u USER"), std::string::npos) << err;
+  // A directory that cannot answer is an error, not an empty list.
+  Slapd("stop");
+  EXPECT_EQ(RunScAuthSplit(config + "list -u alice", "", &out, &err), 1);
+  EXPECT_EQ(out, "");
+  Slapd("start");
+  directory_.Forget();  // the restarted directory has its initial entries only
 }
 
 // Certificates in the directory, as FreeIPA keeps them and SSSD matches

@@ -31,7 +31,7 @@ namespace sc::core {
 // means "the only OU" (ambiguous when there are several); ":1".."3" pick an
 // OU by its position in the encoded DN. crypto::CertificateFields implements
 // this same list in this same order (a static_assert there keeps them equal).
-inline constexpr std::array<std::string_view, 16> kAttributeFieldNames = {
+inline constexpr std::array<std::string_view, 17> kAttributeFieldNames = {
     "Common Name",
     "Organization",
     "OrganizationalUnit",
@@ -43,6 +43,7 @@ inline constexpr std::array<std::string_view, 16> kAttributeFieldNames = {
     "Subject DN",
     "Issuer DN",
     "Serial",
+    "Serial Decimal",
     "RFC 822 Name",
     "NT Principal Name",
     "DNS Name",

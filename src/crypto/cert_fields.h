@@ -36,6 +36,7 @@ class CertificateFields {
   //  - Subject DN, Issuer DN: RFC 4514 text (NameText, escaped);
   //  - Serial: upper-case hex of the DER content octets of serialNumber
   //    (a 0x00 sign octet included, as encoded);
+  //  - Serial Decimal: the serial number in decimal ("-" first if negative);
   //  - RFC 822 Name, DNS Name: the one SAN rfc822Name / dNSName;
   //  - NT Principal Name: the one SAN otherName 1.3.6.1.4.1.311.20.2.3,
   //    which must be a UTF8String;

@@ -120,7 +120,7 @@ void ExpectNotApplies(const Entries& entries, const std::string& why, const Fake
 TEST(AttributeRuleTest, FieldNamesAreTheSpecList) {
   for (std::string_view name : {"Common Name", "Organization", "OrganizationalUnit:1", "OrganizationalUnit:2",
                                 "OrganizationalUnit:3", "Country", "UID", "Subject DN", "Issuer DN", "Serial",
-                                "RFC 822 Name", "NT Principal Name", "DNS Name", "Subject Key Identifier",
+                                "Serial Decimal", "RFC 822 Name", "NT Principal Name", "DNS Name", "Subject Key Identifier",
                                 "SPKI SHA-256", "OrganizationalUnit"}) {
     EXPECT_TRUE(IsAttributeFieldName(name)) << name;
   }

@@ -545,6 +545,23 @@ TEST(CertFieldsTest, SerialIsUpperHexAsEncoded) {
   }
 }
 
+// Serial Decimal: the number itself, as GSER writes an INTEGER; a leading
+// zero nibble (which slapd's 'HEX'H form trips over) changes nothing.
+TEST(CertFieldsTest, SerialDecimalIsTheNumber) {
+  struct Case {
+    std::string hex;
+    std::string want;
+  };
+  for (const Case& c : {Case{"01", "1"}, Case{"7F", "127"}, Case{"80", "128"}, Case{"0A1B2C", "662316"},
+                        Case{"09E787C6966980665BAC4CF3B86FC7003610603D",
+                             "56544216812716562438862922031529856068997898301"}}) {
+    SCOPED_TRACE(c.hex);
+    Spec s = WithCn({Utf8(NID_commonName, "alice")});
+    s.serial_hex = c.hex;
+    ExpectValue(Make(s), "Serial Decimal", c.want);
+  }
+}
+
 TEST(CertFieldsTest, SubjectKeyIdentifierIsUpperHex) {
   Spec s = WithCn({Utf8(NID_commonName, "alice")});
   s.skis = {"\x00\xff\x10"s};

@@ -39,15 +39,6 @@ std::string Utc(std::int64_t when) {
   return buf;
 }
 
-// The cache directory is used only when it is root's and no one else may
-// write to it (as for the OCSP answers); it is made when missing.
-bool UsableCacheDir(const std::string& dir) {
-  struct stat st {};
-  if (stat(dir.c_str(), &st) != 0 && mkdir(dir.c_str(), 0755) != 0) return false;
-  return stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
-         (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
-}
-
 }  // namespace
 
 core::Result<DirectoryAnswer> InterpretReply(const core::DirectoryReply& reply, std::string_view user_attribute,
@@ -219,7 +210,6 @@ void GraceDirectory::Keep(const std::string& path, const DirectoryAnswer& answer
     unlink(path.c_str());  // the directory names nobody now: nothing to fall back on
     return;
   }
-  if (!UsableCacheDir(cache_dir_)) return;
   auto old = core::ReadTrustedFile(path, kMaxKeptBytes, /*missing_ok=*/true);
   if (old.ok() && !old->empty()) {
     auto kept = ParseKeptAnswer(*old);
@@ -229,14 +219,7 @@ void GraceDirectory::Keep(const std::string& path, const DirectoryAnswer& answer
     }
   }
   KeptAnswer kept{now, answer.users, answer.dns};
-  std::string text = FormatKeptAnswer(kept);
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = fsync(fd) == 0 && ok;
-  ok = close(fd) == 0 && ok;
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) unlink(tmp.c_str());
+  (void)core::WriteCacheFile(path, FormatKeptAnswer(kept));
 }
 
 core::Result<DirectoryAnswer> GraceDirectory::FindUsers(std::string_view attribute, std::string_view value) {

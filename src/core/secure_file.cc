@@ -86,4 +86,27 @@ Result<SecretBytes> ReadSecretFile(const std::string& path, std::size_t max_size
   return secret;
 }
 
+bool WriteCacheFile(const std::string& path, std::string_view content) {
+  if (path.empty() || geteuid() != 0) return false;
+  std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return false;
+  std::string dir = path.substr(0, slash);
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0 && mkdir(dir.c_str(), 0755) != 0) return false;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    return false;
+  }
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ok = fsync(fd) == 0 && ok;
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
 }  // namespace sc::core

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "core/secret.h"
 #include "core/status.h"
@@ -22,6 +23,14 @@ Result<std::string> ReadTrustedFile(const std::string& path, std::size_t max_siz
 // refuses one that others may read. One final newline is dropped; an empty
 // secret is refused. The content is only ever held in SecretBytes.
 Result<SecretBytes> ReadSecretFile(const std::string& path, std::size_t max_size);
+
+// WriteCacheFile replaces the file at path (in a cache directory such as
+// cache_dir) with content, atomically (a temporary file, fsync, rename),
+// mode 0644. Only a root caller writes, and only into a directory owned by
+// root that no one else may write to (made, mode 0755, when missing): what
+// a later login reads back with ReadTrustedFile. Returns whether it wrote;
+// failing is not an error (the cache is an optimisation or a fallback).
+bool WriteCacheFile(const std::string& path, std::string_view content);
 
 }  // namespace sc::core
 

@@ -45,17 +45,7 @@ std::string CachePath(const std::string& cache_dir, OCSP_CERTID* id) {
 }
 
 void Store(const std::string& path, const std::vector<std::uint8_t>& der) {
-  if (path.empty() || geteuid() != 0) return;
-  std::string dir = path.substr(0, path.rfind('/'));
-  struct stat st {};
-  if (stat(dir.c_str(), &st) != 0 && mkdir(dir.c_str(), 0755) != 0) return;
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) return;
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  bool ok = write(fd, der.data(), der.size()) == static_cast<ssize_t>(der.size());
-  ok = close(fd) == 0 && ok;
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) unlink(tmp.c_str());
+  (void)core::WriteCacheFile(path, std::string_view(reinterpret_cast<const char*>(der.data()), der.size()));
 }
 
 // Judge verifies a response for id. nonce_req is the request whose nonce

@@ -368,20 +368,27 @@ sc::core::Result<sc::core::PairingsFile> LoadPairings(const sc::core::Options& o
   return file;
 }
 
-// DirectoryPairingsOf: the entries whose user_attribute is user, each with
-// its directory_pairing values (for list).
-sc::core::Result<std::vector<sc::core::DirectoryEntry>> DirectoryPairingsOf(const sc::core::Options& options,
-                                                                            const std::string& user,
-                                                                            sc::auth::NetworkHelper* network) {
+// LdapDirectoryOf: the [ldap] directory of options, searched through
+// network (list and --ldif: sc_auth only reads the directory).
+sc::core::Result<std::unique_ptr<sc::auth::LdapDirectory>> LdapDirectoryOf(const sc::core::Options& options,
+                                                                           sc::auth::NetworkHelper* network) {
   for (const sc::core::ExtraSection& extra : options.extra_sections) {
     if (extra.kind != "ldap") continue;
     auto parsed = sc::core::LdapOptions::Parse(extra);
     if (!parsed.ok()) return parsed.status();
-    sc::auth::LdapDirectory directory(std::move(*parsed), network);
-    directory.Prepare();
-    return directory.Entries(directory.options().user_attribute, user, options.directory_pairing);
+    auto directory = std::make_unique<sc::auth::LdapDirectory>(std::move(*parsed), network);
+    directory->Prepare();
+    return directory;
   }
   return Status(Code::kConfig, "directory_pairing needs an [ldap] section");
+}
+
+// DirectoryPairingsOf: the entries whose user_attribute is user, each with
+// its directory_pairing values.
+sc::core::Result<std::vector<sc::core::DirectoryEntry>> DirectoryPairingsOf(sc::auth::LdapDirectory& directory,
+                                                                            const std::string& attribute,
+                                                                            const std::string& user) {
+  return directory.Entries(directory.options().user_attribute, user, attribute);
 }
 
 // CmdList: the pairings file's pairings, and with directory_pairing and -u
@@ -405,7 +412,9 @@ int CmdList(const Cli& cli, const sc::core::Options& options) {
   } else if (!options.directory_pairing.empty()) {
     if (!sc::core::IsValidUserName(only)) return Report(Status(Code::kUsage, "bad user name '" + only + "'"));
     Machinery machinery(options);
-    auto entries = DirectoryPairingsOf(options, only, &machinery.network);
+    auto directory = LdapDirectoryOf(options, &machinery.network);
+    if (!directory.ok()) return Report(directory.status());
+    auto entries = DirectoryPairingsOf(**directory, options.directory_pairing, only);
     if (!entries.ok()) return Report(entries.status());
     for (const sc::core::DirectoryEntry& entry : *entries) {
       for (const std::string& value : entry.values) {
@@ -630,14 +639,9 @@ sc::core::Result<DirectoryTarget> FindDirectoryTarget(const sc::core::Options& o
   if (!sc::core::IsValidUserName(user)) return Status(Code::kUsage, "bad user name '" + user + "'");
   DirectoryTarget target;
   target.attribute = options.directory_pairing;
-  for (const sc::core::ExtraSection& extra : options.extra_sections) {
-    if (extra.kind != "ldap") continue;
-    auto parsed = sc::core::LdapOptions::Parse(extra);
-    if (!parsed.ok()) return parsed.status();
-    target.directory = std::make_unique<sc::auth::LdapDirectory>(std::move(*parsed), network);
-  }
-  if (!target.directory) return Status(Code::kConfig, "directory_pairing needs an [ldap] section");
-  target.directory->Prepare();
+  auto directory = LdapDirectoryOf(options, network);
+  if (!directory.ok()) return directory.status();
+  target.directory = std::move(*directory);
   const std::string& user_attribute = target.directory->options().user_attribute;
   auto found = target.directory->FindUsers(user_attribute, user);
   if (!found.ok()) return found.status();
@@ -754,7 +758,7 @@ int CmdUnpairLdif(const Cli& cli, const sc::core::Options& options) {
   } else {
     // Deleting every value of an attribute the entry does not hold is an
     // error to ldapmodify: say so here instead.
-    auto entries = DirectoryPairingsOf(options, user, &machinery.network);
+    auto entries = DirectoryPairingsOf(*target->directory, target->attribute, user);
     if (!entries.ok()) return Report(entries.status());
     bool holds = std::any_of(entries->begin(), entries->end(), [&](const sc::core::DirectoryEntry& e) {
       return e.dn == target->dn && !e.values.empty();
